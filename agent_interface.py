@@ -1,0 +1,329 @@
+"""The executor of approved actions, and the owner's command line.
+
+    python agent_interface.py run                 # the daemon (PM2 app `agent-interface`)
+    python agent_interface.py status              # what is going on
+    python agent_interface.py pending             # what waits for you
+    python agent_interface.py approve <id>        # same as dragging the file to Approved/
+    python agent_interface.py reject <id> [--reason TEXT]
+    python agent_interface.py retry <task-id>     # try a failed task again
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+
+from core.approvals import EXECUTED, FAILED as APR_FAILED, PENDING as APR_PENDING, REJECTED as APR_REJECTED, \
+    EXPIRED as APR_EXPIRED, Refused
+from core.config import Settings
+from core.daemon import Daemon, FolderFeed, setup_logging
+from core.dashboard import DashboardWriter, age, count_files, process_rows, COUNTED
+from core.documents import Document, DocumentError, iso, utcnow
+from core.errors import AIEmployeeError
+from core.locks import task_lock
+from core.plans import EXPIRED, FAILED, PENDING, REJECTED, SKIPPED, ProposedStep
+from core.tasks import Task, update_task
+from core.workflow import Workflow
+
+log = logging.getLogger("agent_interface")
+EXECUTOR = "executor"
+
+
+class AgentInterface:
+    def __init__(self, settings: Settings, *, wf: Workflow | None = None) -> None:
+        self.settings = settings
+        self.wf = wf or Workflow.open(settings, actor="agent_interface")
+        self.daemon = Daemon("agent-interface", self.wf.state)
+        self.claimed = self.wf.vault.folder("In_Progress", EXECUTOR)
+        self.dashboard = DashboardWriter(self.wf.vault, self.wf.state, self.wf.approvals, dry_run=settings.dry_run)
+
+    # -- the daemon -------------------------------------------------------------------------------
+    def run(self) -> None:
+        self.claimed.mkdir(parents=True, exist_ok=True)
+        self.daemon.beat("healthy", "watching Approved/ and Rejected/", force=True)
+        for path in self.wf.vault.markdown_files(self.claimed):  # resume what we held before a crash
+            self.handle_approved(path, recovering=True)
+        next_sweep = next_dashboard = 0.0
+        with FolderFeed(self.wf.vault.folder("Approved"), self.settings.rescan_seconds) as approved, \
+                FolderFeed(self.wf.vault.folder("Rejected"), self.settings.rescan_seconds) as rejected:
+            while not self.daemon.stop.is_set():
+                for path in approved.wait(self.daemon.stop, timeout=0.25):
+                    if self.daemon.stop.is_set():
+                        break
+                    self.guard(self.take_approved, path)
+                for path in rejected.wait(self.daemon.stop, timeout=0.0):
+                    self.guard(self.record_rejection, path)
+                now = time.monotonic()
+                if now >= next_sweep:
+                    self.guard(self.expire_due)
+                    next_sweep = now + min(30.0, self.settings.rescan_seconds)
+                if now >= next_dashboard:
+                    self.guard(self.dashboard.refresh)
+                    next_dashboard = now + 2.0
+                self.daemon.beat("healthy", "watching Approved/ and Rejected/")
+
+    def guard(self, fn, *args) -> None:
+        try:
+            fn(*args)
+        except Exception as err:  # one bad file never stops the executor
+            log.exception("%s failed", getattr(fn, "__name__", fn))
+            self.daemon.beat("degraded", f"{getattr(fn, '__name__', 'work')}: {err}", error=str(err))
+
+    def take_approved(self, path: Path) -> None:
+        if path.parent != self.wf.vault.folder("Approved") or path.name.startswith(".") or not path.name.endswith(".md"):
+            return
+        if path.is_symlink():
+            self._refuse(path, "a symbolic link is not an approval", None)
+            return
+        claimed = self.wf.vault.claim(path, self.claimed)
+        if claimed is not None:
+            self.handle_approved(claimed)
+
+    # -- approvals ---------------------------------------------------------------------------------
+    def handle_approved(self, path: Path, *, recovering: bool = False) -> None:
+        row = self._row_for(path)
+        if recovering and row is not None and row["status"] in (EXECUTED, APR_FAILED):
+            self._finish_file(path, row)  # executed before the crash; only the file move was left
+            self._settle_task(row["task_id"])
+            return
+        try:
+            grant = self.wf.approvals.accept(path)
+        except Refused as why:
+            self._refuse(path, str(why), row)
+            return
+        with task_lock(self.settings.state_dir, grant.task_id):
+            step_title = next((s.title for s in self.wf.plans.steps(grant.task_id) if s.no == grant.step_no), "")
+            self.wf.execute(grant, step_title)
+            self._finish_file(path, self.wf.approvals.get(grant.id))
+            self._settle_task_locked(grant.task_id)
+
+    def _row_for(self, path: Path) -> dict | None:
+        try:
+            approval_id = str(Document.from_bytes(path.read_bytes()).meta.get("id") or "")
+        except (DocumentError, OSError):
+            return None
+        return self.wf.approvals.get(approval_id) if approval_id else None
+
+    def _finish_file(self, path: Path, row: dict) -> None:
+        ok = row["status"] == EXECUTED
+        try:
+            update_task(self.wf.vault, path, status="executed" if ok else "failed", decided_by=row["approved_by"],
+                        finished=iso(utcnow()), **({} if ok else {"reason": row["note"] or "failed"}))
+        except DocumentError:
+            pass
+        self.wf.vault.move(path, self.wf.vault.folder("Completed" if ok else "Failed"))
+
+    def _refuse(self, path: Path, reason: str, row: dict | None) -> None:
+        """Refused approvals go to Rejected/ with the reason; a request we issued ends as rejected."""
+        try:
+            update_task(self.wf.vault, path, status="refused", refusal_reason=reason)
+        except (DocumentError, OSError):
+            pass
+        dest = self.wf.vault.free_name(self.wf.vault.folder("Rejected"), path.name)
+        self.wf.vault.move(path, dest.parent, dest.name)
+        self.wf.audit.record("approval.refused", target=path.name, approval_status="refused",
+                             result={"reason": reason}, task_id=row["task_id"] if row else None)
+        if row is not None and row["status"] == APR_PENDING and self.wf.approvals.set_status(
+                row["id"], APR_REJECTED, note=f"refused: {reason}", only_from=(APR_PENDING,)):
+            self._close_step(row, REJECTED, f"refused: {reason}")
+
+    def record_rejection(self, path: Path) -> None:
+        if path.name.startswith(".") or not path.name.endswith(".md") or path.name.endswith(".reason.md"):
+            return
+        row = self._row_for(path)
+        if row is None or row["status"] != APR_PENDING:
+            return  # already handled, or not ours
+        if self.wf.approvals.set_status(row["id"], APR_REJECTED, note="rejected by the owner", only_from=(APR_PENDING,)):
+            try:
+                doc = Document.from_bytes(path.read_bytes())
+                if doc.meta.get("status") != "rejected":
+                    update_task(self.wf.vault, path, status="rejected", decided=iso(utcnow()))
+            except (DocumentError, OSError):
+                pass
+            self.wf.audit.record(f"{row['skill']}.{row['action']}", target=row["file_name"], approval_status="rejected",
+                                 approved_by=None, result="rejected by the owner", task_id=row["task_id"],
+                                 idempotency_key=row["id"])
+            self._close_step(row, REJECTED, "rejected by the owner")
+
+    def expire_due(self) -> int:
+        count = 0
+        for row in self.wf.approvals.due_for_expiry():
+            if not self.wf.approvals.set_status(row["id"], APR_EXPIRED, note="expired", only_from=(APR_PENDING,)):
+                continue
+            path = self.wf.vault.root / "Pending_Approval" / row["file_name"]
+            if path.exists():
+                try:
+                    update_task(self.wf.vault, path, status="expired")
+                except DocumentError:
+                    pass
+                self.wf.vault.move(path, self.wf.vault.folder("Rejected"))
+            self.wf.audit.record("approval.expired", target=row["file_name"], approval_status="expired",
+                                 task_id=row["task_id"], idempotency_key=row["id"])
+            self._close_step(row, EXPIRED, "approval expired")
+            count += 1
+        return count
+
+    def _close_step(self, row: dict, status: str, note: str) -> None:
+        with task_lock(self.settings.state_dir, row["task_id"]):
+            self.wf.close_step(row["task_id"], row["step_no"], status, note)
+            self._settle_task_locked(row["task_id"])
+
+    def _settle_task(self, task_id: str) -> None:
+        with task_lock(self.settings.state_dir, task_id):
+            self._settle_task_locked(task_id)
+
+    def _settle_task_locked(self, task_id: str) -> None:
+        """After an approval ends: finish the task, or hand it back to the loop if steps remain."""
+        path = self.wf.vault.find_task(task_id)
+        if path is None or path.parent.name in ("Completed", "Failed", "Quarantine"):
+            return
+        try:
+            task = Task.load(path)
+        except DocumentError:
+            return
+        self.wf.write_plan(task)
+        where = self.wf.settle(task)
+        if where == "active" and path.parent.parent.name == "In_Progress":
+            if any(s.status == PENDING for s in self.wf.plans.steps(task_id)):
+                self.wf.vault.move(task.path, self.wf.vault.folder("Needs_Action"))
+
+
+# -- the owner's command line -------------------------------------------------------------------------
+def find_approval(wf: Workflow, ident: str) -> dict:
+    row = wf.approvals.get(ident)
+    if row is None:
+        matches = [r for r in wf.approvals.waiting() if ident in r["id"] or ident in r["file_name"]]
+        if len(matches) != 1:
+            raise SystemExit(f"no single pending approval matches {ident!r} ({len(matches)} found); see `pending`")
+        row = matches[0]
+    return row
+
+
+def cmd_status(wf: Workflow, args: argparse.Namespace) -> int:
+    print(f"Vault: {wf.vault.root}    Mode: {'DRY RUN (nothing leaves this machine)' if wf.settings.dry_run else 'LIVE'}")
+    print("\nFolders:")
+    for name in COUNTED:
+        print(f"  {name:<17}{count_files(wf.vault.root / name):>7}")
+    waiting = wf.approvals.waiting()
+    print(f"\nWaiting for your approval: {len(waiting)}")
+    now = time.time()
+    for row in waiting[:20]:
+        print(f"  {row['id']}  {row['skill']}.{row['action']:<22} waiting {age(now - row['created'])}")
+    print("\nProcesses:")
+    for process, status, detail, seen in process_rows(wf.state) or [("(none)", "no process has reported", "", "")]:
+        print(f"  {process:<18}{status:<14}{seen:<10}{detail}")
+    errors = [r for r in wf.state.health_rows() if r["last_error"]]
+    if errors:
+        print("\nLast errors:")
+        for r in errors:
+            print(f"  {r['process']}: {r['last_error']} ({age(now - r['last_error_at'])} ago)")
+    if wf.policy.current() and wf.policy.error:
+        print(f"\nPolicy: {wf.policy.error}")
+    return 0
+
+
+def cmd_pending(wf: Workflow, args: argparse.Namespace) -> int:
+    waiting = wf.approvals.waiting()
+    if not waiting:
+        print("Nothing is waiting for your approval.")
+    now = time.time()
+    for row in waiting:
+        expires = f"expires in {age(row['expires'] - now)}" if row["expires"] else "never expires"
+        print(f"{row['id']}  {row['skill']}.{row['action']}  task {row['task_id']}  "
+              f"waiting {age(now - row['created'])}, {expires}\n    Pending_Approval/{row['file_name']}")
+    return 0
+
+
+def _move_pending(wf: Workflow, ident: str, folder: str, **changes: object) -> Path:
+    row = find_approval(wf, ident)
+    if row["status"] != APR_PENDING:
+        raise SystemExit(f"approval {row['id']} is {row['status']}, not pending")
+    path = wf.vault.root / "Pending_Approval" / row["file_name"]
+    if not path.exists():
+        raise SystemExit(f"{path} is not in Pending_Approval/ (moved already?)")
+    if changes:
+        update_task(wf.vault, path, **changes)
+    return wf.vault.move(path, wf.vault.folder(folder))
+
+
+def cmd_approve(wf: Workflow, args: argparse.Namespace) -> int:
+    dest = _move_pending(wf, args.id, "Approved")
+    print(f"Approved: moved to {wf.vault.relative(dest)}; the agent interface executes it.")
+    _warn_if_down(wf)
+    return 0
+
+
+def cmd_reject(wf: Workflow, args: argparse.Namespace) -> int:
+    changes = {"rejection_reason": args.reason} if args.reason else {}
+    dest = _move_pending(wf, args.id, "Rejected", **changes)
+    AgentInterface(wf.settings, wf=wf).record_rejection(dest)
+    print(f"Rejected: {wf.vault.relative(dest)}")
+    return 0
+
+
+def cmd_retry(wf: Workflow, args: argparse.Namespace) -> int:
+    path = wf.vault.find_task(args.id)
+    if path is None or path.parent.name != "Failed":
+        raise SystemExit(f"no task {args.id!r} in Failed/")
+    with task_lock(wf.settings.state_dir, args.id):
+        steps = wf.plans.steps(args.id)
+        again = [ProposedStep(s.skill, s.action, s.params, s.title) for s in steps if s.status == FAILED]
+        for s in steps:
+            if s.status == FAILED:
+                wf.plans.update_step(args.id, s.no, status=SKIPPED, error=f"retried as a new step: {s.error}")
+        if again:
+            wf.plans.add_steps(args.id, "retry", again)
+        wf.plans.set_round(args.id, 0, "active", note=f"retried by the owner at {iso(utcnow())}")
+        doc = Document.from_bytes(path.read_bytes())
+        for key in ("reason", "retry", "outcome", "finished"):
+            doc.meta.pop(key, None)
+        doc.meta["status"] = "needs_action"
+        wf.vault.write_atomic(path, doc.render())
+        dest = wf.vault.move(path, wf.vault.folder("Needs_Action"))
+    wf.audit.record("task.retried", target=wf.vault.relative(dest), task_id=args.id, approved_by="owner")
+    print(f"Retrying: {wf.vault.relative(dest)} ({len(again)} step(s) to run again)")
+    return 0
+
+
+def _warn_if_down(wf: Workflow) -> None:
+    rows = {r["process"]: r for r in wf.state.health_rows()}
+    row = rows.get("agent-interface")
+    if row is None or time.time() - row["heartbeat"] > 30:
+        print("Note: the agent interface is not running; start the suite (see README) to execute it.")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="agent_interface.py", description="AI Employee: executor and owner's CLI")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="run the executor daemon")
+    sub.add_parser("status", help="folders, waiting approvals, processes, last errors")
+    sub.add_parser("pending", help="approval requests waiting for you")
+    p = sub.add_parser("approve", help="approve a pending request (same as moving it to Approved/)")
+    p.add_argument("id")
+    p = sub.add_parser("reject", help="reject a pending request")
+    p.add_argument("id")
+    p.add_argument("--reason", default="")
+    p = sub.add_parser("retry", help="try a failed task again")
+    p.add_argument("id")
+    args = parser.parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except AIEmployeeError as err:
+        print(f"configuration error: {err}", file=sys.stderr)
+        return 2
+    if args.command == "run":
+        setup_logging(settings, "agent-interface")
+        agent = AgentInterface(settings)
+        agent.daemon.install_signal_handlers()
+        agent.run()
+        return 0
+    logging.basicConfig(level=logging.WARNING)
+    wf = Workflow.open(settings, actor="owner")
+    return {"status": cmd_status, "pending": cmd_pending, "approve": cmd_approve, "reject": cmd_reject,
+            "retry": cmd_retry}[args.command](wf, args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

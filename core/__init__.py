@@ -1,0 +1,1 @@
+"""Shared kernel: configuration, vault, state store, audit, policy, retry, skills."""

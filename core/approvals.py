@@ -1,0 +1,207 @@
+"""Approval requests and grants.
+
+A grant exists only in the state store: issued by us (a request file for the owner, or a policy
+rule), bound to one action and its exact parameters, used once. A file in ``Approved/`` is only
+the owner's signal; it is checked against the store and refused unless it matches a pending
+request we issued that has not expired. The owner may edit the ``## Message`` text; nothing else.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core.documents import APPROVAL_FOOTER_PREFIX, Document, DocumentError, iso, section, utcnow
+from core.state import StateStore, dumps, loads
+from core.vault import Vault, slug
+
+FOOTER = f"{APPROVAL_FOOTER_PREFIX} to approve, or to Rejected/ to reject."
+# Approval record states.
+PENDING, APPROVED, REJECTED, EXPIRED, EXECUTED, FAILED = "pending", "approved", "rejected", "expired", "executed", "failed"
+
+
+class Refused(Exception):
+    """The file in ``Approved/`` cannot be accepted; the message says why, for the owner."""
+
+
+@dataclass(frozen=True)
+class Grant:
+    id: str
+    task_id: str
+    step_no: int
+    skill: str
+    action: str
+    params: dict[str, Any]
+    approved_by: str
+    original_params: dict[str, Any]
+
+    @property
+    def idempotency_key(self) -> str:
+        return self.id
+
+
+def new_approval_id() -> str:
+    return f"apr-{utcnow():%Y%m%dT%H%M%S}-{secrets.token_hex(5)}"
+
+
+def grant_from_row(row: Any) -> Grant:
+    return Grant(row["id"], row["task_id"], row["step_no"], row["skill"], row["action"],
+                 loads(row["approved_params"]) or loads(row["params"]), row["approved_by"] or "", loads(row["params"]))
+
+
+class Approvals:
+    def __init__(self, vault: Vault, state: StateStore, ttl_hours: float = 24.0) -> None:
+        self.vault = vault
+        self.state = state
+        self.ttl_hours = ttl_hours
+
+    def get(self, approval_id: str) -> dict | None:
+        rows = self.state.query("SELECT * FROM approvals WHERE id=?", (approval_id,))
+        return dict(rows[0]) if rows else None
+
+    def for_step(self, task_id: str, step_no: int) -> dict | None:
+        rows = self.state.query("SELECT * FROM approvals WHERE task_id=? AND step_no=?", (task_id, step_no))
+        return dict(rows[0]) if rows else None
+
+    # -- issuing ------------------------------------------------------------------------------------
+    def request(self, *, task_id: str, step_no: int, skill: str, action: str, params: dict[str, Any],
+                text_param: str | None, risk: str, reason: str, subject: str, details: str = "",
+                ttl_hours: float | None = None) -> dict:
+        """File a request for the owner. Idempotent per (task, step): a crash between the record and
+        the file is repaired by calling again."""
+        ttl = self.ttl_hours if ttl_hours is None else ttl_hours
+        approval_id = new_approval_id()
+        name = f"{action.upper()}_{slug(subject, 30)}_{approval_id}.md"
+        now = time.time()
+        with self.state.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO approvals(id, task_id, step_no, skill, action, params, text_param, risk, reason, "
+                "file_name, status, created, expires) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (approval_id, task_id, step_no, skill, action, dumps(params), text_param, risk, reason, name, PENDING,
+                 now, now + ttl * 3600 if ttl > 0 else None))
+            row = dict(db.execute("SELECT * FROM approvals WHERE task_id=? AND step_no=?", (task_id, step_no)).fetchone())
+        self.ensure_file(row, details)
+        return row
+
+    def ensure_file(self, row: dict, details: str = "") -> None:
+        """Write the request file of a pending approval unless it is somewhere in the vault already."""
+        if row["status"] == PENDING and row["file_name"] and self.locate(row) is None:
+            self.vault.write_atomic(self.vault.folder("Pending_Approval") / row["file_name"], self._render(row, details))
+
+    def grant_by_policy(self, *, task_id: str, step_no: int, skill: str, action: str, params: dict[str, Any],
+                        rule: str) -> Grant:
+        """Record a grant approved by a handbook rule (no file: nobody needs to look at it)."""
+        now = time.time()
+        with self.state.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO approvals(id, task_id, step_no, skill, action, params, risk, reason, file_name, "
+                "status, created, approved_by, approved_params, decided) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (new_approval_id(), task_id, step_no, skill, action, dumps(params), "low", f"rule {rule}", "",
+                 APPROVED, now, f"policy:{rule}", dumps(params), now))
+            row = db.execute("SELECT * FROM approvals WHERE task_id=? AND step_no=?", (task_id, step_no)).fetchone()
+        return grant_from_row(row)
+
+    def _render(self, row: dict, details: str) -> str:
+        params = loads(row["params"])
+        text_param = row["text_param"]
+        shown = {k: v for k, v in params.items() if k != text_param}
+        meta = {
+            "type": "approval_request", "id": row["id"], "task_id": row["task_id"], "skill": row["skill"],
+            "action": row["action"], "params": shown, "risk": row["risk"], "reason": row["reason"],
+            "created": iso(dt.datetime.fromtimestamp(row["created"], dt.timezone.utc)),
+            "expires": iso(dt.datetime.fromtimestamp(row["expires"], dt.timezone.utc)) if row["expires"] else None,
+            "status": PENDING,
+        }
+        body = [f"# Approve: {row['action'].replace('_', ' ')}", ""]
+        if details:
+            body += [details, ""]
+        if text_param:
+            body += ["_You may edit the message below before approving; the parameters above are fixed._", ""]
+            body += ["## Message", str(params.get(text_param, "")), ""]
+        body += [FOOTER, ""]
+        return Document(meta, "\n".join(body)).render()
+
+    # -- locating -------------------------------------------------------------------------------------
+    def locate(self, row: dict) -> Path | None:
+        name = row["file_name"]
+        if not name:
+            return None
+        for folder in ("Pending_Approval", "Approved", "Rejected", "Completed", "Failed"):
+            path = self.vault.root / folder / name
+            if path.exists():
+                return path
+        for path in (self.vault.root / "In_Progress").glob(f"*/{name}"):
+            return path
+        return None
+
+    # -- the owner's decision ---------------------------------------------------------------------
+    def accept(self, path: Path) -> Grant:
+        """Turn the owner's approved file into a grant, or raise ``Refused`` with the reason."""
+        try:
+            doc = Document.from_bytes(path.read_bytes())
+        except (DocumentError, OSError) as err:
+            raise Refused(f"the file cannot be read as an approval request: {err}") from err
+        approval_id = str(doc.meta.get("id") or "")
+        row = self.get(approval_id) if approval_id else None
+        if row is None or not row["file_name"]:
+            raise Refused("this approval was not issued by the AI Employee (unknown id); nothing was executed")
+        if row["status"] in (APPROVED, EXECUTED, FAILED):
+            if row["status"] == APPROVED and row["approved_by"] == "owner":
+                return grant_from_row(row)  # accepted before a crash: carry on
+            raise Refused(f"approval {approval_id} was already used ({row['status']}); an approval executes at most once")
+        if row["status"] != PENDING:
+            raise Refused(f"approval {approval_id} is {row['status']} and can no longer be approved")
+        if row["expires"] and row["expires"] < time.time():
+            self.set_status(approval_id, EXPIRED, note="expired before it was approved")
+            raise Refused(f"approval {approval_id} expired at {iso(dt.datetime.fromtimestamp(row['expires'], dt.timezone.utc))}")
+        for key in ("task_id", "skill", "action"):
+            if str(doc.meta.get(key)) != str(row[key]):
+                raise Refused(f"the file's {key} was changed after it was issued; only the message may be edited")
+        params = loads(row["params"])
+        text_param = row["text_param"]
+        fixed = {k: v for k, v in params.items() if k != text_param}
+        if dumps(doc.meta.get("params") or {}) != dumps(fixed):
+            raise Refused("the parameters were changed after the request was issued; only the message may be edited. "
+                          "Reject this request and ask again if the recipient or amounts must change")
+        final = dict(params)
+        if text_param:
+            edited = section(doc.body, "Message")
+            if edited is None:
+                raise Refused("the '## Message' section is missing, so there is nothing to send")
+            final[text_param] = edited
+        with self.state.transaction() as db:
+            cur = db.execute("UPDATE approvals SET status=?, approved_by='owner', approved_params=?, decided=? "
+                             "WHERE id=? AND status=?", (APPROVED, dumps(final), time.time(), approval_id, PENDING))
+            if cur.rowcount != 1:
+                raise Refused(f"approval {approval_id} was decided by another process")
+            row = db.execute("SELECT * FROM approvals WHERE id=?", (approval_id,)).fetchone()
+        return grant_from_row(row)
+
+    def set_status(self, approval_id: str, status: str, *, note: str | None = None, only_from: tuple[str, ...] = ()) -> bool:
+        with self.state.transaction() as db:
+            sql = "UPDATE approvals SET status=?, note=COALESCE(?, note), decided=? WHERE id=?"
+            args: tuple = (status, note, time.time(), approval_id)
+            if only_from:
+                sql += f" AND status IN ({','.join('?' * len(only_from))})"
+                args += only_from
+            return db.execute(sql, args).rowcount == 1
+
+    def consume(self, approval_id: str, *, action: str, params: dict[str, Any]) -> Grant | None:
+        """For the MCP servers: the grant if ``approval_id`` is approved for exactly this call."""
+        row = self.get(approval_id)
+        if row is None or row["status"] != APPROVED or row["action"] != action:
+            return None
+        if dumps(loads(row["approved_params"]) or {}) != dumps(params):
+            return None
+        return grant_from_row(row)
+
+    def due_for_expiry(self) -> list[dict]:
+        return [dict(r) for r in self.state.query(
+            "SELECT * FROM approvals WHERE status=? AND expires IS NOT NULL AND expires<?", (PENDING, time.time()))]
+
+    def waiting(self) -> list[dict]:
+        return [dict(r) for r in self.state.query(
+            "SELECT * FROM approvals WHERE status=? ORDER BY created", (PENDING,))]

@@ -1,0 +1,90 @@
+"""The audit trail: one JSON object a line in ``Logs/YYYY-MM-DD.jsonl``, mirrored as a row in
+``Audit_Log.md``. Every process appends; one ``write`` of one line with O_APPEND keeps records whole."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from core.redact import redact
+
+AUDIT_HEADER = (
+    "# Audit log\n\nEvery action the AI Employee takes, newest last. The full records are in "
+    "`Logs/YYYY-MM-DD.jsonl`.\n\n"
+    "| time (UTC) | action | actor | target | approval | result | task |\n"
+    "|---|---|---|---|---|---|---|\n"
+)
+FIELDS = ("timestamp", "action_type", "actor", "target", "parameters", "approval_status",
+          "approved_by", "result", "task_id", "idempotency_key")
+
+
+def _append(path: Path, text: str, header: str | None = None) -> None:
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    fd = os.open(path, flags, 0o644)
+    try:
+        if header is not None and os.fstat(fd).st_size == 0:
+            text = header + text
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+def _cell(value: Any, limit: int = 80) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
+    text = text.replace("|", "\\|").replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class AuditLog:
+    def __init__(self, vault_root: Path, actor: str) -> None:
+        self.logs = Path(vault_root) / "Logs"
+        self.table = Path(vault_root) / "Audit_Log.md"
+        self.actor = actor
+
+    def record(self, action_type: str, *, target: str = "", parameters: Any = None,
+               approval_status: str = "not_required", approved_by: str | None = None,
+               result: Any = "ok", task_id: str | None = None, idempotency_key: str | None = None,
+               actor: str | None = None, **extra: Any) -> dict:
+        now = dt.datetime.now(dt.timezone.utc)
+        entry = {
+            "timestamp": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "action_type": action_type,
+            "actor": actor or self.actor,
+            "target": target,
+            "parameters": redact(parameters) if parameters is not None else {},
+            "approval_status": approval_status,
+            "approved_by": approved_by,
+            "result": redact(result),
+            "task_id": task_id,
+            "idempotency_key": idempotency_key,
+        }
+        entry.update(redact(extra))
+        self.logs.mkdir(parents=True, exist_ok=True)
+        _append(self.logs / f"{now:%Y-%m-%d}.jsonl", json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+        row = (f"| {now:%Y-%m-%d %H:%M:%S} | {_cell(action_type)} | {_cell(entry['actor'])} | {_cell(target)} "
+               f"| {_cell(approval_status)}{' by ' + _cell(approved_by) if approved_by else ''} "
+               f"| {_cell(entry['result'])} | {_cell(task_id or '')} |\n")
+        _append(self.table, row, header=AUDIT_HEADER)
+        return entry
+
+    def __call__(self, **kwargs: Any) -> dict:
+        action_type = kwargs.pop("action_type")
+        return self.record(action_type, **kwargs)
+
+
+def read_records(vault_root: Path, day: str | None = None) -> list[dict]:
+    """All records of one day (or every day), oldest first; a torn last line is skipped."""
+    logs = Path(vault_root) / "Logs"
+    files = [logs / f"{day}.jsonl"] if day else sorted(logs.glob("*.jsonl"))
+    out: list[dict] = []
+    for path in files:
+        if not path.exists():
+            continue
+        for line in path.read_text("utf-8").splitlines():
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return out

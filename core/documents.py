@@ -1,0 +1,124 @@
+"""Markdown files with YAML frontmatter: task files, approval requests, plans.
+
+Round-trips keep what the owner wrote: the body is kept byte for byte and only the keys we set
+change. Parsing is strict; a caller that gets ``DocumentError`` quarantines the file with its reason.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from core.errors import ValidationError
+
+REQUIRED_TASK_KEYS = ("id", "type", "source", "created", "status")
+MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
+
+
+class DocumentError(ValidationError):
+    """The file is not a readable Markdown document with YAML frontmatter."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _str_presenter(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str_presenter)
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+
+
+def iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo else value.replace(tzinfo=dt.timezone.utc)
+    text = str(value).strip().replace("Z", "+00:00")
+    moment = dt.datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.timezone.utc)
+
+
+@dataclass
+class Document:
+    meta: dict[str, Any]
+    body: str = ""
+    raw_front: str | None = field(default=None, repr=False)
+
+    def render(self) -> str:
+        front = yaml.dump(self.meta, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+        return f"---\n{front}---\n{self.body}"
+
+    @classmethod
+    def parse(cls, text: str) -> "Document":
+        if not text.startswith("---"):
+            raise DocumentError("no YAML frontmatter: the file must start with a line '---'")
+        lines = text.split("\n")
+        if lines[0].strip() != "---":
+            raise DocumentError("no YAML frontmatter: the first line must be exactly '---'")
+        for end, line in enumerate(lines[1:], start=1):
+            if line.strip() == "---":
+                break
+        else:
+            raise DocumentError("the YAML frontmatter is not closed by a line '---'")
+        front = "\n".join(lines[1:end])
+        try:
+            meta = yaml.safe_load(front)
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            where = f" at line {mark.line + 2}" if mark is not None else ""
+            raise DocumentError(f"the YAML frontmatter is invalid{where}: {getattr(err, 'problem', err)}") from err
+        if meta is None:
+            meta = {}
+        if not isinstance(meta, dict):
+            raise DocumentError("the YAML frontmatter must be a mapping of keys to values")
+        return cls(meta=meta, body="\n".join(lines[end + 1:]), raw_front=front)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "Document":
+        if len(data) > MAX_DOCUMENT_BYTES:
+            raise DocumentError(f"the file is {len(data)} bytes; task files are limited to {MAX_DOCUMENT_BYTES}")
+        if b"\x00" in data:
+            raise DocumentError("the file is binary (it contains NUL bytes), not Markdown")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            raise DocumentError(f"the file is not valid UTF-8 (byte {err.start})") from err
+        return cls.parse(text.lstrip("\ufeff"))
+
+
+def require_keys(meta: dict[str, Any], keys: tuple[str, ...], kind: str) -> None:
+    missing = [k for k in keys if meta.get(k) in (None, "")]
+    if missing:
+        raise DocumentError(f"the {kind} is missing required key(s): {', '.join(missing)}")
+
+
+def section(body: str, title: str) -> str | None:
+    """The text under ``## title`` up to the next ``## `` heading or a trailing instruction line."""
+    lines = body.split("\n")
+    start = None
+    for i, line in enumerate(lines):
+        if line.strip().lower() == f"## {title}".lower():
+            start = i + 1
+            break
+    if start is None:
+        return None
+    out: list[str] = []
+    for line in lines[start:]:
+        if line.startswith("## ") or line.startswith(APPROVAL_FOOTER_PREFIX):
+            break
+        out.append(line)
+    return "\n".join(out).strip("\n")
+
+
+APPROVAL_FOOTER_PREFIX = "Move this file to Approved/"

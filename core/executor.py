@@ -1,0 +1,102 @@
+"""Runs one granted action exactly once, whatever crashes.
+
+The ledger row for the idempotency key is marked ``sending`` (durably) before the skill runs and
+``succeeded``/``failed`` after. A row still ``sending`` when we come back means the outcome is
+unknown: the skill's reconciler looks for the action by its key; only a definite "not done" allows
+another attempt, and an irreversible action without proof goes back to the owner.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from core.errors import OutcomeUnknownError
+from core.retry import Backoff
+from core.skills import Action, ActionContext, Outcome, SkillRegistry
+from core.state import StateStore, loads
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Execution:
+    outcome: Outcome
+    attempts: int
+    reconciled: bool = False
+    unknown: bool = False   # the outcome could not be established: the owner must look
+
+
+class Executor:
+    def __init__(self, registry: SkillRegistry, state: StateStore, *, dry_run: bool, settings: Any = None,
+                 backoff: Backoff = Backoff(base=0.2, maximum=5.0, attempts=3),
+                 sleep: Callable[[float], object] = time.sleep) -> None:
+        self.registry = registry
+        self.state = state
+        self.dry_run = dry_run
+        self.settings = settings
+        self.backoff = backoff
+        self.sleep = sleep
+
+    def run(self, skill: str, action_name: str, params: dict, *, key: str, task_id: str | None,
+            grant_id: str | None) -> Execution:
+        ctx = ActionContext(idempotency_key=key, task_id=task_id, grant_id=grant_id, dry_run=self.dry_run,
+                            settings=self.settings)
+        before = self.state.ledger_get(key)
+        if before is not None and before["status"] == "succeeded":
+            return Execution(Outcome(True, skill, loads(before["result"])), before["attempts"], reconciled=True)
+        try:
+            action = self.registry.action(skill, action_name)
+        except Exception as err:
+            return Execution(Outcome(False, skill, error=str(err), error_code="VALIDATION_ERROR"), 0)
+        if before is not None and before["status"] in ("sending", "unknown"):
+            settled = self._reconcile(action, params, ctx, key)
+            if settled is not None:
+                return settled
+        attempt = 0
+        while True:
+            attempt += 1
+            self.state.ledger_begin(key, skill, action_name)
+            outcome = self.registry.invoke(skill, action_name, params, ctx)
+            if outcome.success:
+                self.state.ledger_finish(key, "succeeded", result=outcome.data)
+                return Execution(outcome, attempt)
+            if outcome.error_code == OutcomeUnknownError.code and not outcome.retryable:
+                self.state.ledger_finish(key, "unknown", error=outcome.error)
+                settled = self._reconcile(action, params, ctx, key)
+                if settled is not None:
+                    return settled
+            if outcome.retryable and attempt < self.backoff.attempts:
+                self.state.ledger_finish(key, "pending", error=outcome.error)
+                self.sleep(self.backoff.delay(attempt))
+                continue
+            self.state.ledger_finish(key, "failed", error=outcome.error)
+            return Execution(outcome, attempt)
+
+    def _reconcile(self, action: Action, params: dict, ctx: ActionContext, key: str) -> Execution | None:
+        """None when it is safe to (re)try; otherwise the settled execution."""
+        if action.read_only:
+            return None
+        if action.reconcile is None:
+            self.state.ledger_finish(key, "unknown", error="outcome unknown and the skill cannot check it")
+            return Execution(Outcome(False, action.skill, error=(
+                f"the outcome of {action.skill}.{action.name} is unknown (interrupted mid-action) and cannot be "
+                "checked automatically; check by hand, then retry or close it"), error_code="OUTCOME_UNKNOWN"),
+                0, unknown=True)
+        try:
+            found = action.reconcile(params, ctx)
+        except Exception as err:  # cannot tell: never resend blindly
+            self.state.ledger_finish(key, "unknown", error=f"reconcile failed: {err}")
+            return Execution(Outcome(False, action.skill, error=f"outcome unknown; reconcile failed: {err}",
+                                     error_code="OUTCOME_UNKNOWN"), 0, unknown=True)
+        if found is not None:
+            self.state.ledger_finish(key, "succeeded", result=found)
+            log.info("reconciled %s: it had already happened", key)
+            return Execution(Outcome(True, action.skill, found), 0, reconciled=True)
+        if action.irreversible:
+            self.state.ledger_finish(key, "unknown", error="irreversible action, not found by reconcile")
+            return Execution(Outcome(False, action.skill, error=(
+                f"{action.skill}.{action.name} was interrupted and is irreversible; it is not retried automatically. "
+                "Check, then retry it yourself"), error_code="OUTCOME_UNKNOWN"), 0, unknown=True)
+        return None

@@ -1,0 +1,116 @@
+"""The planner interface and the rule-based default planner.
+
+A planner only proposes steps; it never runs anything. The rule-based planner is deterministic and
+offline: the first ``planning`` rule of the handbook whose ``when`` matches the task decides the
+steps, with ``{placeholders}`` filled from the task's fields. Text from a message is only ever
+pasted into parameters as data.
+"""
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from core.plans import ProposedStep, Step
+from core.policy import Policy
+from core.skills import SkillRegistry
+from core.tasks import Task
+
+MAX_FIELD_CHARS = 20_000
+
+
+@dataclass(frozen=True)
+class PlanContext:
+    registry: SkillRegistry
+    policy: Policy
+
+
+class Planner(Protocol):
+    name: str
+
+    def plan(self, task: Task, history: list[Step], ctx: PlanContext) -> list[ProposedStep]:
+        """Steps to add this round (empty: nothing more to do). ``history`` is the plan so far."""
+
+
+class NoPlan(Exception):
+    """The planner has nothing it may propose; the message tells the owner why."""
+
+
+def task_fields(task: Task) -> dict[str, str]:
+    """Everything a template may use: frontmatter keys, the title and the body, as plain strings."""
+    fields = {str(k): ("" if v is None else str(v)) for k, v in task.meta.items()}
+    body = task.doc.body
+    fields["title"] = task.title
+    fields["body"] = body[:MAX_FIELD_CHARS]
+    fields.setdefault("subject", task.title)
+    sender = fields.get("from", "")
+    fields["from_name"] = sender.split("<")[0].strip().strip('"') or sender or "there"
+    fields["from_email"] = sender.split("<")[-1].rstrip(">").strip() if "<" in sender else sender
+    return fields
+
+
+class _Blank(dict):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+_FORMATTER = string.Formatter()
+
+
+def fill(template: Any, fields: dict[str, str]) -> Any:
+    """Fill ``{name}`` placeholders; message text is substituted once, never re-interpreted."""
+    if isinstance(template, str):
+        try:
+            return _FORMATTER.vformat(template, (), _Blank(fields))
+        except (ValueError, IndexError, AttributeError, KeyError):
+            return template
+    if isinstance(template, dict):
+        return {k: fill(v, fields) for k, v in template.items()}
+    if isinstance(template, list):
+        return [fill(v, fields) for v in template]
+    return template
+
+
+def rule_matches(when: dict[str, Any], task: Task, fields: dict[str, str]) -> bool:
+    for key, expected in (when or {}).items():
+        if key == "keywords":
+            haystack = " ".join((fields.get("title", ""), fields.get("subject", ""), fields.get("body", ""),
+                                 fields.get("file_name", ""))).lower()
+            if not any(str(word).lower() in haystack for word in _as_list(expected)):
+                return False
+        elif key == "extensions":
+            name = fields.get("file_name", "").lower()
+            if not any(name.endswith("." + str(ext).lower().lstrip(".")) for ext in _as_list(expected)):
+                return False
+        elif key == "from_contains":
+            if not any(str(s).lower() in fields.get("from", "").lower() for s in _as_list(expected)):
+                return False
+        elif fields.get(key, "").lower() not in [str(v).lower() for v in _as_list(expected)]:
+            return False
+    return True
+
+
+def _as_list(value: Any) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+class RuleBasedPlanner:
+    name = "rule_based"
+
+    def plan(self, task: Task, history: list[Step], ctx: PlanContext) -> list[ProposedStep]:
+        if history:
+            return []  # one-shot: the rules describe the whole plan
+        fields = task_fields(task)
+        for rule in ctx.policy.planning_rules:
+            if not isinstance(rule, dict) or not rule_matches(rule.get("when") or {}, task, fields):
+                continue
+            steps = []
+            for raw in rule.get("steps") or []:
+                skill, action = str(raw.get("skill", "")), str(raw.get("action", ""))
+                params = fill(raw.get("params") or {}, fields)
+                title = fill(str(raw.get("title") or f"{skill}.{action}"), fields)
+                steps.append(ProposedStep(skill, action, params, title))
+            if not steps:
+                raise NoPlan(f"planning rule {rule.get('rule', '?')!r} matched but lists no steps")
+            return steps
+        raise NoPlan("no planning rule in Company_Handbook.md matches this task; add one, then retry the task")

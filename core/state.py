@@ -1,0 +1,203 @@
+"""The SQLite state store (WAL): cursors, watcher journal, approvals, plans, the action ledger,
+rate-limit windows, the outbox and process health. Shared by every process of the suite.
+
+A committed transaction survives ``kill -9`` of any process (WAL, synchronous=NORMAL), which is
+the crash model the suite promises; each process opens its own connection.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS cursors (
+    name TEXT PRIMARY KEY, value TEXT NOT NULL, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS watcher_items (
+    source TEXT NOT NULL, source_id TEXT NOT NULL, task_id TEXT NOT NULL,
+    status TEXT NOT NULL, detail TEXT, created REAL NOT NULL,
+    PRIMARY KEY (source, source_id));
+CREATE TABLE IF NOT EXISTS plans (
+    task_id TEXT PRIMARY KEY, planner TEXT NOT NULL, rounds INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL, note TEXT, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS steps (
+    task_id TEXT NOT NULL, step_no INTEGER NOT NULL, skill TEXT NOT NULL, action TEXT NOT NULL,
+    params TEXT NOT NULL, title TEXT NOT NULL, status TEXT NOT NULL, approval_id TEXT,
+    result TEXT, error TEXT, updated REAL NOT NULL,
+    PRIMARY KEY (task_id, step_no));
+CREATE TABLE IF NOT EXISTS approvals (
+    id TEXT PRIMARY KEY, task_id TEXT NOT NULL, step_no INTEGER NOT NULL,
+    skill TEXT NOT NULL, action TEXT NOT NULL, params TEXT NOT NULL, text_param TEXT,
+    risk TEXT, reason TEXT, file_name TEXT NOT NULL, status TEXT NOT NULL,
+    created REAL NOT NULL, expires REAL, approved_by TEXT, approved_params TEXT,
+    decided REAL, note TEXT,
+    UNIQUE (task_id, step_no));
+CREATE TABLE IF NOT EXISTS ledger (
+    key TEXT PRIMARY KEY, skill TEXT NOT NULL, action TEXT NOT NULL, status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, result TEXT, error TEXT, updated REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS rate_events (
+    channel TEXT NOT NULL, at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS rate_events_by_channel ON rate_events (channel, at);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0, next_attempt REAL NOT NULL, last_error TEXT,
+    created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS health (
+    process TEXT PRIMARY KEY, status TEXT NOT NULL, detail TEXT, pid INTEGER,
+    heartbeat REAL NOT NULL, last_error TEXT, last_error_at REAL);
+"""
+
+LEDGER_STATES = ("pending", "sending", "succeeded", "failed", "unknown")
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def loads(text: str | None) -> Any:
+    return None if text is None else json.loads(text)
+
+
+class StateStore:
+    """Thin typed access to the tables; every method is one short transaction."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._connect().executescript(SCHEMA)  # idempotent; executescript manages its own transaction
+
+    # -- connection -------------------------------------------------------------------------------
+    def _connect(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
+            db.row_factory = sqlite3.Row
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.execute("PRAGMA busy_timeout=30000")
+            self._local.db = db
+        return db
+
+    @contextlib.contextmanager
+    def transaction(self, immediate: bool = True) -> Iterator[sqlite3.Connection]:
+        db = self._connect()
+        db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
+        return self._connect().execute(sql, args).fetchall()
+
+    def close(self) -> None:
+        db = getattr(self._local, "db", None)
+        if db is not None:
+            db.close()
+            self._local.db = None
+
+    # -- cursors --------------------------------------------------------------------------------
+    def get_cursor(self, name: str) -> str | None:
+        rows = self.query("SELECT value FROM cursors WHERE name=?", (name,))
+        return rows[0]["value"] if rows else None
+
+    def set_cursor(self, name: str, value: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT INTO cursors(name, value, updated) VALUES(?,?,?) "
+                       "ON CONFLICT(name) DO UPDATE SET value=excluded.value, updated=excluded.updated",
+                       (name, value, time.time()))
+
+    # -- watcher journal --------------------------------------------------------------------------
+    def stage_item(self, source: str, source_id: str, task_id: str, detail: dict | None = None) -> sqlite3.Row:
+        """Record intent before any file moves; returns the row (an existing one wins)."""
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO watcher_items(source, source_id, task_id, status, detail, created) "
+                       "VALUES(?,?,?,?,?,?)", (source, source_id, task_id, "staged", dumps(detail or {}), time.time()))
+            return db.execute("SELECT * FROM watcher_items WHERE source=? AND source_id=?",
+                              (source, source_id)).fetchone()
+
+    def finish_item(self, source: str, source_id: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE watcher_items SET status='done' WHERE source=? AND source_id=?", (source, source_id))
+
+    def staged_items(self, source: str) -> list[sqlite3.Row]:
+        return self.query("SELECT * FROM watcher_items WHERE source=? AND status='staged'", (source,))
+
+    def item(self, source: str, source_id: str) -> sqlite3.Row | None:
+        rows = self.query("SELECT * FROM watcher_items WHERE source=? AND source_id=?", (source, source_id))
+        return rows[0] if rows else None
+
+    # -- action ledger ----------------------------------------------------------------------------
+    def ledger_get(self, key: str) -> sqlite3.Row | None:
+        rows = self.query("SELECT * FROM ledger WHERE key=?", (key,))
+        return rows[0] if rows else None
+
+    def ledger_begin(self, key: str, skill: str, action: str) -> sqlite3.Row:
+        """Mark ``key`` as sending (one more attempt) and return the row as it was before."""
+        with self.transaction() as db:
+            before = db.execute("SELECT * FROM ledger WHERE key=?", (key,)).fetchone()
+            db.execute("INSERT INTO ledger(key, skill, action, status, attempts, updated) VALUES(?,?,?,?,1,?) "
+                       "ON CONFLICT(key) DO UPDATE SET status='sending', attempts=attempts+1, updated=excluded.updated",
+                       (key, skill, action, "sending", time.time()))
+            return before
+
+    def ledger_finish(self, key: str, status: str, *, result: Any = None, error: str | None = None) -> None:
+        assert status in LEDGER_STATES
+        with self.transaction() as db:
+            db.execute("UPDATE ledger SET status=?, result=?, error=?, updated=? WHERE key=?",
+                       (status, dumps(result), error, time.time(), key))
+
+    # -- rate limits -----------------------------------------------------------------------------
+    def take_rate_slot(self, channel: str, limit: int, window: float = 3600.0) -> bool:
+        """Atomically count and take one slot in ``channel``'s sliding window, across processes."""
+        now = time.time()
+        with self.transaction() as db:
+            db.execute("DELETE FROM rate_events WHERE channel=? AND at<?", (channel, now - window))
+            used = db.execute("SELECT COUNT(*) FROM rate_events WHERE channel=?", (channel,)).fetchone()[0]
+            if used >= limit:
+                return False
+            db.execute("INSERT INTO rate_events(channel, at) VALUES(?,?)", (channel, now))
+            return True
+
+    # -- outbox ---------------------------------------------------------------------------------
+    def outbox_put(self, kind: str, payload: dict, *, delay: float = 0.0) -> int:
+        with self.transaction() as db:
+            cur = db.execute("INSERT INTO outbox(kind, payload, next_attempt, created) VALUES(?,?,?,?)",
+                             (kind, dumps(payload), time.time() + delay, time.time()))
+            return int(cur.lastrowid)
+
+    def outbox_due(self, kind: str, limit: int = 50) -> list[sqlite3.Row]:
+        return self.query("SELECT * FROM outbox WHERE kind=? AND next_attempt<=? ORDER BY id LIMIT ?",
+                          (kind, time.time(), limit))
+
+    def outbox_done(self, item_id: int) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM outbox WHERE id=?", (item_id,))
+
+    def outbox_retry_later(self, item_id: int, delay: float, error: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE outbox SET attempts=attempts+1, next_attempt=?, last_error=? WHERE id=?",
+                       (time.time() + delay, error, item_id))
+
+    # -- health --------------------------------------------------------------------------------
+    def heartbeat(self, process: str, status: str, detail: str = "", pid: int | None = None,
+                  error: str | None = None) -> None:
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                "INSERT INTO health(process, status, detail, pid, heartbeat, last_error, last_error_at) "
+                "VALUES(?,?,?,?,?,?,?) ON CONFLICT(process) DO UPDATE SET status=excluded.status, "
+                "detail=excluded.detail, pid=excluded.pid, heartbeat=excluded.heartbeat, "
+                "last_error=COALESCE(excluded.last_error, health.last_error), "
+                "last_error_at=COALESCE(excluded.last_error_at, health.last_error_at)",
+                (process, status, detail, pid, now, error, now if error else None))
+
+    def health_rows(self) -> list[sqlite3.Row]:
+        return self.query("SELECT * FROM health ORDER BY process")

@@ -1,0 +1,215 @@
+"""The vault on disk: folders, atomic writes, claim-by-move, quarantine, safe names.
+
+Every write goes to a temporary name created with O_EXCL in the destination folder, is fsynced
+and published with one rename (the Maildir habit), so no reader ever sees half a file. Every move
+is one rename, so exactly one process wins a claim. Nothing here touches a path outside the vault.
+"""
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import re
+import threading
+import time
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+
+FOLDERS = (
+    "Inbox", "Needs_Action", "In_Progress", "Plans", "Pending_Approval", "Approved", "Rejected",
+    "Completed", "Failed", "Quarantine", "Logs", "Briefings", "Social_Media_Summaries",
+    "Bank_Transactions", "Accounting", "Attachments",
+)
+# Folders a task file can live in, in the order a lookup should try them.
+TASK_FOLDERS = ("Needs_Action", "In_Progress", "Completed", "Failed", "Quarantine")
+TMP_PREFIX = ".tmp-"
+_counter = itertools.count()
+_counter_lock = threading.Lock()
+_UNSAFE = re.compile(r"[^\w.\- ]+", re.UNICODE)
+MAX_NAME_BYTES = 120
+
+
+class OutsideVaultError(ValueError):
+    """A path escaped the vault (``..``, an absolute name, or a symlink pointing outside)."""
+
+
+def unique_suffix() -> str:
+    """Unique without coordination: time, microseconds, pid, counter."""
+    with _counter_lock:
+        n = next(_counter)
+    return f"{time.time_ns() // 1000:x}{os.getpid():x}{n:x}"
+
+
+def safe_name(raw: str, *, default: str = "file", max_bytes: int = MAX_NAME_BYTES) -> str:
+    """Turn an outside name (an email subject, a dropped file's name) into one safe path component."""
+    text = unicodedata.normalize("NFKC", raw).replace("/", " ").replace("\\", " ").replace("\x00", "")
+    text = _UNSAFE.sub("_", text).strip(" ._")
+    text = re.sub(r"[ _]{2,}", "_", text)
+    if not text:
+        text = default
+    encoded = text.encode("utf-8")
+    if len(encoded) > max_bytes:
+        text = encoded[:max_bytes].decode("utf-8", "ignore").rstrip(" ._") or default
+    return text
+
+
+def slug(raw: str, max_len: int = 40) -> str:
+    return safe_name(raw, default="item", max_bytes=max_len).replace(" ", "_")
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+@dataclass(frozen=True)
+class Vault:
+    root: Path
+    durable: bool = True  # fsync file and folder on publish; tests of crash safety rely on it
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(os.path.abspath(self.root)))
+
+    # -- layout ---------------------------------------------------------------------------------
+    def ensure_layout(self) -> None:
+        for name in FOLDERS:
+            (self.root / name).mkdir(parents=True, exist_ok=True)
+
+    def folder(self, name: str, *sub: str) -> Path:
+        path = self.root.joinpath(name, *sub)
+        self.check_inside(path)
+        return path
+
+    def check_inside(self, path: Path) -> Path:
+        """Defence in depth: refuse anything whose lexical or resolved location leaves the vault."""
+        absolute = Path(os.path.abspath(path))
+        if absolute != self.root and self.root not in absolute.parents:
+            raise OutsideVaultError(f"{path} is outside the vault")
+        parent = absolute.parent.resolve()
+        root = self.root.resolve()
+        if parent != root and root not in parent.parents:
+            raise OutsideVaultError(f"{path} resolves outside the vault")
+        return absolute
+
+    def relative(self, path: Path) -> str:
+        return Path(os.path.abspath(path)).relative_to(self.root).as_posix()
+
+    # -- writing --------------------------------------------------------------------------------
+    def write_atomic(self, path: Path, data: bytes | str, *, exclusive: bool = False) -> Path:
+        """Publish ``data`` at ``path`` with one rename. ``exclusive`` refuses to replace a file."""
+        path = self.check_inside(path)
+        payload = data.encode("utf-8") if isinstance(data, str) else data
+        tmp = path.parent / f"{TMP_PREFIX}{unique_suffix()}"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            view = memoryview(payload)
+            while view:
+                written = os.write(fd, view)
+                view = view[written:]
+            if self.durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        try:
+            if exclusive:
+                os.link(tmp, path)  # fails with FileExistsError instead of replacing
+                os.unlink(tmp)
+            else:
+                os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        if self.durable:
+            fsync_dir(path.parent)
+        return path
+
+    def move(self, src: Path, dest_dir: Path, name: str | None = None) -> Path:
+        """Move with one rename. Raises FileNotFoundError when another process won the race."""
+        src = self.check_inside(src)
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        dest = self.check_inside(dest_dir / (name or src.name))
+        os.rename(src, dest)
+        if self.durable:
+            fsync_dir(dest_dir)
+        return dest
+
+    def claim(self, src: Path, dest_dir: Path) -> Path | None:
+        """Claim by rename: the one process whose rename succeeds owns the file; others get None."""
+        try:
+            return self.move(src, dest_dir)
+        except FileNotFoundError:
+            return None
+
+    def free_name(self, folder: Path, name: str) -> Path:
+        """``name`` in ``folder``, or ``stem-<n>.ext`` if taken: never overwrite the owner's files."""
+        candidate = folder / name
+        stem, dot, ext = name.rpartition(".")
+        if not dot:
+            stem, ext = name, ""
+        n = 1
+        while candidate.exists() or candidate.is_symlink():
+            n += 1
+            candidate = folder / (f"{stem}-{n}.{ext}" if dot else f"{stem}-{n}")
+        return candidate
+
+    def quarantine(self, src: Path, reason: str, *, actor: str) -> Path:
+        """Move an unreadable input aside with a sibling ``.reason.md``; nothing is deleted."""
+        folder = self.folder("Quarantine")
+        folder.mkdir(parents=True, exist_ok=True)
+        dest = self.free_name(folder, safe_name(src.name))
+        if src.is_symlink():
+            # Never follow a link: move the link itself, which keeps its target untouched.
+            os.rename(src, dest)
+        else:
+            dest = self.move(src, folder, dest.name)
+        note = (
+            "---\n"
+            f"type: quarantine\nfile: {dest.name!r}\noriginal: {self.relative(src)!r}\n"
+            f"actor: {actor}\nquarantined: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n"
+            "---\n"
+            f"# Quarantined: {dest.name}\n\n**Why:** {reason}\n\n"
+            "Nothing was deleted. Fix the file and drop it into `Inbox/` again, or delete both files.\n"
+        )
+        self.write_atomic(folder / f"{dest.name}.reason.md", note)
+        return dest
+
+    # -- lookups --------------------------------------------------------------------------------
+    def find_task(self, task_id: str) -> Path | None:
+        name = f"{task_id}.md"
+        for folder in TASK_FOLDERS:
+            base = self.root / folder
+            if folder == "In_Progress":
+                for candidate in base.glob(f"*/{name}"):
+                    return candidate
+            elif (base / name).exists():
+                return base / name
+        return None
+
+    def markdown_files(self, folder: Path) -> list[Path]:
+        """Visible Markdown files of a folder, oldest name first (ids sort by time)."""
+        try:
+            entries = os.scandir(folder)
+        except FileNotFoundError:
+            return []
+        with entries:
+            names = sorted(e.name for e in entries if e.name.endswith(".md") and not e.name.startswith("."))
+        return [folder / n for n in names]
+
+    def remove_stale_temporaries(self, folder: Path, older_than: float = 3600.0) -> int:
+        """Janitor: a temporary left by a crash is never published; drop it after a while."""
+        removed = 0
+        now = time.time()
+        for entry in folder.glob(f"{TMP_PREFIX}*"):
+            try:
+                if now - entry.stat().st_mtime > older_than:
+                    entry.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                pass
+        return removed
+

@@ -1,0 +1,161 @@
+"""What the reasoning loop and the agent interface share about a task's life: acting on a step
+(policy → grant → execute, or an approval request), recording outcomes, the plan file, and
+settling the task into ``Completed/`` or ``Failed/`` once every step has ended."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.approvals import APPROVED, EXECUTED, FAILED as APR_FAILED, PENDING as PENDING_APPROVAL, Approvals, Grant, grant_from_row
+from core.audit import AuditLog
+from core.config import Settings
+from core.documents import iso, utcnow
+from core.errors import AIEmployeeError
+from core.executor import Execution, Executor
+from core.plans import DONE, FAILED, PENDING, REJECTED, EXPIRED, SKIPPED, TERMINAL, WAITING, PlanStore, Step, render_plan
+from core.policy import PolicySource
+from core.skills import SkillRegistry
+from core.state import StateStore
+from core.tasks import Task, update_task
+from core.vault import Vault
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Workflow:
+    settings: Settings
+    vault: Vault
+    state: StateStore
+    registry: SkillRegistry
+    audit: AuditLog
+    policy: PolicySource
+    plans: PlanStore
+    approvals: Approvals
+    executor: Executor
+
+    @classmethod
+    def open(cls, settings: Settings, *, actor: str, registry: SkillRegistry | None = None) -> "Workflow":
+        vault = Vault(settings.vault_path)
+        vault.ensure_layout()
+        state = StateStore(settings.state_db)
+        registry = registry or SkillRegistry().discover(settings.skills_dir)
+        policy = PolicySource(vault.root / "Company_Handbook.md")
+        ttl = policy.current().approval_ttl_hours or settings.approval_ttl_hours
+        return cls(settings, vault, state, registry, AuditLog(vault.root, actor), policy, PlanStore(state),
+                   Approvals(vault, state, ttl_hours=ttl), Executor(registry, state, dry_run=settings.dry_run,
+                                                                     settings=settings))
+
+    # -- acting -----------------------------------------------------------------------------------
+    def act(self, task: Task, step: Step) -> None:
+        """Run a pending step now if the policy allows, else ask the owner. Never blocks on the owner."""
+        try:
+            action = self.registry.action(step.skill, step.action)
+            action.validate(step.params)
+        except AIEmployeeError as err:
+            self.plans.update_step(task.id, step.no, status=FAILED, error=str(err))
+            self.audit.record("step.invalid", target=f"{step.skill}.{step.action}", parameters=step.params,
+                              result={"error": str(err)}, task_id=task.id)
+            return
+        existing = self.approvals.for_step(task.id, step.no)
+        if existing is not None and self._resume(task, step, existing):
+            return
+        decision = self.policy.current().decide(action.info, step.params, take_rate_slot=self.state.take_rate_slot)
+        if decision.auto:
+            grant = self.approvals.grant_by_policy(task_id=task.id, step_no=step.no, skill=step.skill,
+                                                   action=step.action, params=step.params, rule=decision.rule)
+            self.execute(grant, step.title)
+            return
+        row = self.approvals.request(
+            task_id=task.id, step_no=step.no, skill=step.skill, action=step.action, params=step.params,
+            text_param=action.text_param, risk=decision.risk, reason=decision.reason, subject=task.title,
+            details=f"**Task:** {task.title} (`{task.id}`)\n\n**Step:** {step.title}\n\n**Why it needs you:** {decision.reason}")
+        self.plans.update_step(task.id, step.no, status=WAITING, approval_id=row["id"])
+        self.audit.record("approval.requested", target=f"{step.skill}.{step.action}", parameters=step.params,
+                          approval_status="pending", result={"approval_id": row["id"], "file": row["file_name"]},
+                          task_id=task.id)
+
+    def _resume(self, task: Task, step: Step, row: dict) -> bool:
+        """A step whose approval already exists (we crashed after recording it): carry on from there."""
+        status = row["status"]
+        if status in (APPROVED, EXECUTED):  # the ledger makes a second run of an executed grant a no-op
+            self.execute(grant_from_row(row), step.title)
+        elif status == PENDING_APPROVAL:
+            self.approvals.ensure_file(row, f"**Task:** {task.title} (`{task.id}`)")
+            self.plans.update_step(task.id, step.no, status=WAITING, approval_id=row["id"])
+        else:
+            self.plans.update_step(task.id, step.no, approval_id=row["id"], error=row["note"],
+                                   status={"rejected": REJECTED, "expired": EXPIRED}.get(status, FAILED))
+        return True
+
+    def execute(self, grant: Grant, title: str = "") -> Execution:
+        ex = self.executor.run(grant.skill, grant.action, grant.params, key=grant.idempotency_key,
+                               task_id=grant.task_id, grant_id=grant.id)
+        ok = ex.outcome.success
+        self.approvals.set_status(grant.id, EXECUTED if ok else APR_FAILED, note=None if ok else ex.outcome.error)
+        self.plans.update_step(grant.task_id, grant.step_no, status=DONE if ok else FAILED,
+                               result=ex.outcome.data if ok else None, error=None if ok else ex.outcome.error,
+                               params=grant.params)
+        extra = {}
+        if grant.params != grant.original_params:
+            extra = {"original_parameters": grant.original_params, "edited_by_owner": True}
+        self.audit.record(f"{grant.skill}.{grant.action}", target=_target(grant), parameters=grant.params,
+                          approval_status="approved", approved_by=grant.approved_by,
+                          result=ex.outcome.as_dict() | {"attempts": ex.attempts, "reconciled": ex.reconciled},
+                          task_id=grant.task_id, idempotency_key=grant.idempotency_key, **extra)
+        return ex
+
+    def close_step(self, task_id: str, step_no: int, status: str, note: str) -> None:
+        self.plans.update_step(task_id, step_no, status=status, error=note if status == FAILED else None)
+
+    # -- the plan file and settling ----------------------------------------------------------------
+    def write_plan(self, task: Task) -> None:
+        steps = self.plans.steps(task.id)
+        files = {}
+        for s in steps:
+            if s.approval_id:
+                row = self.approvals.get(s.approval_id)
+                if row and row["file_name"]:
+                    files[s.approval_id] = row["file_name"][:-3]
+        text = render_plan(task.id, task.title, self.plans.get(task.id), steps, files)
+        self.vault.write_atomic(self.vault.folder("Plans") / f"PLAN_{task.id}.md", text)
+
+    def settle(self, task: Task, *, note: str | None = None, fail_reason: str | None = None) -> str:
+        """Move the task to its terminal folder when every step has ended; report where it is."""
+        steps = self.plans.steps(task.id)
+        if fail_reason is None and not all(s.status in TERMINAL for s in steps):
+            if any(s.status == WAITING for s in steps) and not any(s.status == PENDING for s in steps):
+                if task.meta.get("status") != "waiting_for_approval":
+                    update_task(self.vault, task.path, status="waiting_for_approval")
+                return "waiting"
+            return "active"
+        failed = [s for s in steps if s.status == FAILED]
+        reason = fail_reason or ("; ".join(f"step {s.no}: {s.error}" for s in failed) if failed else None)
+        if reason:
+            outcome, folder, status = "failed", "Failed", "failed"
+        elif steps and all(s.status in (REJECTED, EXPIRED, SKIPPED) for s in steps):
+            outcome, folder, status = ("rejected" if any(s.status == REJECTED for s in steps) else "expired"), "Completed", "completed"
+        else:
+            outcome, folder, status = "done", "Completed", "completed"
+        changes = {"status": status, "outcome": outcome, "finished": iso(utcnow())}
+        if reason:
+            changes.update(reason=reason, retry=f"python agent_interface.py retry {task.id}")
+        if note:
+            changes["note"] = note
+        update_task(self.vault, task.path, **changes)
+        self.plans.set_round(task.id, (self.plans.get(task.id) or {}).get("rounds", 0), outcome, note=reason or note)
+        self.write_plan(task)
+        dest = self.vault.move(task.path, self.vault.folder(folder))
+        task.path = dest
+        self.audit.record("task.finished", target=folder, result={"outcome": outcome, "reason": reason},
+                          task_id=task.id)
+        return folder
+
+
+def _target(grant: Grant) -> str:
+    for key in ("to", "recipient", "chat", "folder", "account", "partner"):
+        if key in grant.params:
+            return f"{grant.skill}.{grant.action} → {grant.params[key]}"
+    return f"{grant.skill}.{grant.action}"
+

@@ -1,0 +1,158 @@
+"""The Ralph Wiggum loop: claim a task, then up to MAX_ITERATIONS rounds of
+analyze → write the plan → act → check. The task is done when its file reaches ``Completed/``.
+
+A round stops early on the ``STOP`` file, when every remaining step waits for the owner (the loop
+moves on to other tasks; the agent interface finishes the task after the approval), or when a
+round changes nothing (stuck). Tasks this agent had claimed before a crash are resumed at start.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from pathlib import Path
+
+from core.config import Settings
+from core.daemon import Daemon, FolderFeed, setup_logging
+from core.documents import DocumentError
+from core.locks import task_lock
+from core.planning import NoPlan, PlanContext, Planner, RuleBasedPlanner
+from core.plans import PENDING, TERMINAL, WAITING
+from core.tasks import Task, update_task
+from core.workflow import Workflow
+
+log = logging.getLogger("reasoning_loop")
+SETTLE_SECONDS = 0.5  # a file found by a rescan must be this old: the owner may still be saving it
+
+
+def make_planner(settings: Settings) -> Planner:
+    if settings.llm_base_url:
+        from core.llm_planner import LLMPlanner  # optional: only when the owner configured an LLM
+        return LLMPlanner.from_settings(settings, fallback=RuleBasedPlanner())
+    return RuleBasedPlanner()
+
+
+class ReasoningLoop:
+    def __init__(self, settings: Settings, *, planner: Planner | None = None, wf: Workflow | None = None) -> None:
+        self.settings = settings
+        self.wf = wf or Workflow.open(settings, actor="reasoning_loop")
+        self.planner = planner or make_planner(settings)
+        self.daemon = Daemon("reasoning-loop", self.wf.state)
+        self.inbox = self.wf.vault.folder("Needs_Action")
+        self.mine = self.wf.vault.folder("In_Progress", settings.agent_name)
+        self.stop_file = self.wf.vault.root / "STOP"
+
+    # -- main loop --------------------------------------------------------------------------------
+    def run(self) -> None:
+        self.mine.mkdir(parents=True, exist_ok=True)
+        self.daemon.beat("healthy", f"planner: {self.planner.name}", force=True)
+        for path in self.wf.vault.markdown_files(self.mine):  # resume what we held before a crash
+            self.work_on(path)
+        with FolderFeed(self.inbox, self.settings.rescan_seconds) as feed:
+            while not self.daemon.stop.is_set():
+                if self.stop_file.exists():
+                    self.daemon.beat("stopped", "STOP file present: not taking new tasks")
+                    self.daemon.stop.wait(0.5)
+                    continue
+                self.daemon.beat("healthy", f"planner: {self.planner.name}")
+                for path in feed.wait(self.daemon.stop):
+                    if self.daemon.stop.is_set() or self.stop_file.exists():
+                        break
+                    self.consider(path, from_event=True)
+                if self.wf.policy.error:
+                    self.daemon.beat("degraded", self.wf.policy.error)
+
+    def consider(self, path: Path, *, from_event: bool = False) -> None:
+        if path.parent != self.inbox:
+            return
+        name = path.name
+        if name.startswith(".") or not (path.exists() or path.is_symlink()):
+            return
+        if path.is_symlink() or not name.endswith(".md") or not path.is_file():
+            if not path.is_dir() and (path.is_symlink() or self._settled(path)):
+                self.wf.vault.quarantine(path, "not a task file: Needs_Action/ holds Markdown task files only "
+                                         "(drop other files into Inbox/)", actor="reasoning_loop")
+                self.wf.audit.record("task.quarantined", target=name, result={"reason": "not a task file"})
+            return
+        if not from_event and not self._settled(path):
+            return
+        claimed = self.wf.vault.claim(path, self.mine)
+        if claimed is not None:
+            self.work_on(claimed)
+
+    @staticmethod
+    def _settled(path: Path) -> bool:
+        try:
+            return time.time() - path.lstat().st_mtime >= SETTLE_SECONDS
+        except FileNotFoundError:
+            return False
+
+    # -- one task ---------------------------------------------------------------------------------
+    def work_on(self, path: Path) -> None:
+        try:
+            task = Task.load(path)
+        except (DocumentError, OSError) as err:
+            self.wf.vault.quarantine(path, str(err), actor="reasoning_loop")
+            self.wf.audit.record("task.quarantined", target=path.name, result={"reason": str(err)})
+            return
+        with task_lock(self.settings.state_dir, task.id):
+            if not task.path.exists():
+                return
+            started = time.monotonic()
+            rounds, outcome = self.rounds(task)
+            self.wf.audit.record("loop.run", target=task.title, task_id=task.id,
+                                 result={"rounds": rounds, "outcome": outcome,
+                                         "ms": round((time.monotonic() - started) * 1000, 1)})
+
+    def rounds(self, task: Task) -> tuple[int, str]:
+        ctx = PlanContext(self.wf.registry, self.wf.policy.current())
+        if task.meta.get("status") == "needs_action":
+            task.doc = update_task(self.wf.vault, task.path, status="in_progress", claimed_by=self.settings.agent_name)
+        plan = self.wf.plans.get(task.id)
+        done_rounds = plan["rounds"] if plan else 0
+        for round_no in range(done_rounds + 1, done_rounds + self.settings.max_iterations + 1):
+            if self.stop_file.exists() or self.daemon.stop.is_set():
+                return round_no - 1, "paused"
+            history = self.wf.plans.steps(task.id)
+            # analyze
+            try:
+                proposed = self.planner.plan(task, history, ctx)
+            except NoPlan as err:
+                self.wf.plans.add_steps(task.id, self.planner.name, [])
+                self.wf.plans.set_round(task.id, round_no, "needs_owner", note=str(err))
+                return round_no, self.wf.settle(task, fail_reason=str(err))
+            steps = self.wf.plans.add_steps(task.id, self.planner.name, proposed) if proposed or not plan else history
+            plan = plan or self.wf.plans.get(task.id)
+            # act
+            before = [(s.no, s.status) for s in steps]
+            for step in steps:
+                if step.status == PENDING:
+                    self.wf.act(task, step)
+            steps = self.wf.plans.steps(task.id)
+            changed = before != [(s.no, s.status) for s in steps] or bool(proposed)
+            # plan file, then check
+            waiting = any(s.status == WAITING for s in steps)
+            self.wf.plans.set_round(task.id, round_no, "waiting_for_approval" if waiting else "active")
+            self.wf.write_plan(task)
+            where = self.wf.settle(task)
+            if where in ("Completed", "Failed", "waiting"):
+                return round_no, where
+            if not changed:
+                return round_no, self.wf.settle(task, fail_reason=f"stuck: round {round_no} changed nothing")
+        left = [s for s in self.wf.plans.steps(task.id) if s.status not in TERMINAL]
+        return self.settings.max_iterations, self.wf.settle(
+            task, fail_reason=f"not finished after {self.settings.max_iterations} rounds ({len(left)} step(s) left)")
+
+
+def main() -> int:
+    settings = Settings.from_env()
+    setup_logging(settings, "reasoning-loop")
+    loop = ReasoningLoop(settings)
+    loop.daemon.install_signal_handlers()
+    loop.run()
+    log.info("reasoning loop stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Watchers: one module per channel on a shared base; each turns what arrives into task files."""
