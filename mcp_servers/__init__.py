@@ -1,0 +1,1 @@
+"""MCP servers of the AI Employee and the connectors they drive."""

@@ -1,0 +1,1 @@
+"""Protocol-faithful fakes of third-party APIs, for tests only."""
