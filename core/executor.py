@@ -75,28 +75,29 @@ class Executor:
             return Execution(outcome, attempt)
 
     def _reconcile(self, action: Action, params: dict, ctx: ActionContext, key: str) -> Execution | None:
-        """None when it is safe to (re)try; otherwise the settled execution."""
+        """After an unknown outcome: None when another attempt is safe, else the settled execution."""
         if action.read_only:
             return None
-        if action.reconcile is None:
-            self.state.ledger_finish(key, "unknown", error="outcome unknown and the skill cannot check it")
-            return Execution(Outcome(False, action.skill, error=(
-                f"the outcome of {action.skill}.{action.name} is unknown (interrupted mid-action) and cannot be "
-                "checked automatically; check by hand, then retry or close it"), error_code="OUTCOME_UNKNOWN"),
-                0, unknown=True)
-        try:
-            found = action.reconcile(params, ctx)
-        except Exception as err:  # cannot tell: never resend blindly
-            self.state.ledger_finish(key, "unknown", error=f"reconcile failed: {err}")
-            return Execution(Outcome(False, action.skill, error=f"outcome unknown; reconcile failed: {err}",
-                                     error_code="OUTCOME_UNKNOWN"), 0, unknown=True)
-        if found is not None:
-            self.state.ledger_finish(key, "succeeded", result=found)
-            log.info("reconciled %s: it had already happened", key)
-            return Execution(Outcome(True, action.skill, found), 0, reconciled=True)
+        if action.reconcile is not None:
+            try:
+                found = action.reconcile(params, ctx)
+            except Exception as err:  # cannot tell: never resend blindly
+                return self._to_owner(action, key, f"the outcome is unknown and checking it failed: {err}")
+            if found is not None:
+                self.state.ledger_finish(key, "succeeded", result=found)
+                log.info("reconciled %s: it had already happened", key)
+                return Execution(Outcome(True, action.skill, found), 0, reconciled=True)
+            if not action.irreversible:
+                return None  # proven not done: safe to try again
+        elif action.idempotent and not action.irreversible:
+            return None  # the server dedups by our key: asking again cannot do it twice
         if action.irreversible:
-            self.state.ledger_finish(key, "unknown", error="irreversible action, not found by reconcile")
-            return Execution(Outcome(False, action.skill, error=(
-                f"{action.skill}.{action.name} was interrupted and is irreversible; it is not retried automatically. "
-                "Check, then retry it yourself"), error_code="OUTCOME_UNKNOWN"), 0, unknown=True)
-        return None
+            return self._to_owner(action, key, "it was interrupted and is irreversible, so it is not retried "
+                                               "automatically; check, then retry it yourself")
+        return self._to_owner(action, key, "it was interrupted mid-action and cannot be checked automatically; "
+                                           "check by hand, then retry or close it")
+
+    def _to_owner(self, action: Action, key: str, why: str) -> Execution:
+        self.state.ledger_finish(key, "unknown", error=why)
+        return Execution(Outcome(False, action.skill, error=f"{action.skill}.{action.name}: outcome unknown: {why}",
+                                 error_code="OUTCOME_UNKNOWN"), 0, unknown=True)

@@ -49,6 +49,7 @@ class Action:
     text_param: str | None = None       # the parameter shown as the editable "## Message" section
     amount_param: str | None = None
     recipient_param: str | None = None
+    idempotent: bool = False            # the downstream dedups by idempotency key: an unknown outcome may be retried
     reconcile: Callable[[dict, ActionContext], Any] | None = None
 
     @property
@@ -76,7 +77,8 @@ class Skill:
 
     def action(self, *, schema: dict, description: str = "", read_only: bool = False, channel: str = "local",
                irreversible: bool = False, text_param: str | None = None, amount_param: str | None = None,
-               recipient_param: str | None = None, name: str | None = None) -> Callable[[ActionFn], ActionFn]:
+               recipient_param: str | None = None, idempotent: bool = False,
+               name: str | None = None) -> Callable[[ActionFn], ActionFn]:
         def register(fn: ActionFn) -> ActionFn:
             action_name = name or fn.__name__
             if action_name in self.actions:
@@ -84,7 +86,8 @@ class Skill:
             schema.setdefault("type", "object")
             jsonschema.Draft202012Validator.check_schema(schema)
             self.actions[action_name] = Action(self.name, action_name, fn, schema, description or (fn.__doc__ or "").strip(),
-                                               read_only, channel, irreversible, text_param, amount_param, recipient_param)
+                                               read_only, channel, irreversible, text_param, amount_param, recipient_param,
+                                               idempotent)
             return fn
         return register
 
