@@ -121,6 +121,10 @@ class ReasoningLoop:
                 self.wf.plans.add_steps(task.id, self.planner.name, [])
                 self.wf.plans.set_round(task.id, round_no, "needs_owner", note=str(err))
                 return round_no, self.wf.settle(task, fail_reason=str(err))
+            note = getattr(self.planner, "last_note", None)  # e.g. the LLM was down and rules planned instead
+            if note:
+                self.wf.audit.record("planner.fallback", target=self.planner.name, task_id=task.id, result={"note": note})
+                self.daemon.beat("degraded", note)
             steps = self.wf.plans.add_steps(task.id, self.planner.name, proposed) if proposed or not plan else history
             plan = plan or self.wf.plans.get(task.id)
             # act
@@ -132,7 +136,7 @@ class ReasoningLoop:
             changed = before != [(s.no, s.status) for s in steps] or bool(proposed)
             # plan file, then check
             waiting = any(s.status == WAITING for s in steps)
-            self.wf.plans.set_round(task.id, round_no, "waiting_for_approval" if waiting else "active")
+            self.wf.plans.set_round(task.id, round_no, "waiting_for_approval" if waiting else "active", note=note)
             self.wf.write_plan(task)
             where = self.wf.settle(task)
             if where in ("Completed", "Failed", "waiting"):

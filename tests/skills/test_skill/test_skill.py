@@ -43,6 +43,13 @@ def record_reconcile(params: dict, ctx: ActionContext) -> dict | None:
     return {"recorded": row[0], "reconciled": True} if row else None
 
 
+# The same action under a second name, so a handbook can auto-approve one and not the other.
+skill.action(schema={"type": "object", "additionalProperties": False, "required": ["note"],
+                     "properties": {"note": {"type": "string"}, "text": {"type": "string"}}},
+             channel="local", text_param="text", name="record_gated")(record)
+skill.reconciler("record_gated")(record_reconcile)
+
+
 @skill.action(schema={"type": "object", "additionalProperties": False, "properties": {}},
               read_only=True)
 def peek(params: dict, ctx: ActionContext) -> dict:
