@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import logging
 import os
-import queue
 import signal
 import sys
 import threading
 import time
 from pathlib import Path
 
-from watchdog.events import FileSystemEvent, FileSystemEventHandler
-from watchdog.observers import Observer
+from inotify_simple import INotify, flags
 
 from core.config import Settings
 from core.state import StateStore
@@ -53,44 +51,34 @@ class Daemon:
             self._last_status = (status, detail)
 
 
-class _Handler(FileSystemEventHandler):
-    def __init__(self, sink: "queue.Queue[Path]") -> None:
-        self.sink = sink
-
-    def on_closed(self, event: FileSystemEvent) -> None:
-        if not event.is_directory:
-            self.sink.put(Path(os.fsdecode(event.src_path)))
-
-    def on_moved(self, event: FileSystemEvent) -> None:
-        if not event.is_directory:
-            self.sink.put(Path(os.fsdecode(event.dest_path)))
-
-    def on_created(self, event: FileSystemEvent) -> None:
-        path = Path(os.fsdecode(event.src_path))
-        if path.is_symlink():  # a link has no close event; let the consumer decide what to do with it
-            self.sink.put(path)
-
-
 class FolderFeed:
-    """Candidate paths in one folder, from inotify (fast path) and periodic rescans (safety net)."""
+    """Candidate paths in one folder, from inotify (fast path) and periodic rescans (safety net).
+
+    Raw inotify, because what matters is *how* a file arrived: a file moved in (IN_MOVED_TO) or
+    closed after writing (IN_CLOSE_WRITE) is complete and taken at once; a bare IN_CREATE of a
+    regular file means a writer is still at work, so it waits for the close. Symlinks and folders
+    only ever produce IN_CREATE, so those are passed on for the consumer to refuse.
+    """
+
+    MASK = flags.CLOSE_WRITE | flags.MOVED_TO | flags.CREATE
 
     def __init__(self, folder: Path, rescan_seconds: float) -> None:
         self.folder = folder
         self.rescan_seconds = rescan_seconds
-        self.events: "queue.Queue[Path]" = queue.Queue()
-        self._observer = Observer()
+        self._inotify: INotify | None = None
         self._next_rescan = 0.0
         self.last_was_rescan = False
 
     def __enter__(self) -> "FolderFeed":
         self.folder.mkdir(parents=True, exist_ok=True)
-        self._observer.schedule(_Handler(self.events), str(self.folder), recursive=False)
-        self._observer.start()
+        self._inotify = INotify()
+        self._inotify.add_watch(self.folder, self.MASK)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._observer.stop()
-        self._observer.join(timeout=5)
+        if self._inotify is not None:
+            self._inotify.close()
+            self._inotify = None
 
     def scan(self) -> list[Path]:
         try:
@@ -102,27 +90,23 @@ class FolderFeed:
 
     def wait(self, stop: threading.Event, timeout: float = 0.5) -> list[Path]:
         """What arrived, once each; when a rescan is due, everything present (``last_was_rescan``)."""
+        assert self._inotify is not None, "use FolderFeed as a context manager"
         now = time.monotonic()
         self.last_was_rescan = now >= self._next_rescan
         if self.last_was_rescan:
             self._next_rescan = now + self.rescan_seconds
-            self._drain()
+            self._inotify.read(timeout=0)  # what those events announced is in the scan
             return self.scan()
-        deadline = min(self._next_rescan, now + timeout)
+        wait_ms = int(max(0.0, min(self._next_rescan, now + timeout) - now) * 1000)
         batch: dict[Path, None] = {}
-        try:
-            batch[self.events.get(timeout=max(0.0, deadline - now))] = None
-            while True:
-                batch[self.events.get_nowait()] = None
-        except queue.Empty:
-            pass
-        if stop.is_set():
-            return []
-        return list(batch)
-
-    def _drain(self) -> None:
-        try:
-            while True:
-                self.events.get_nowait()
-        except queue.Empty:
-            pass
+        for event in self._inotify.read(timeout=wait_ms):
+            if event.mask & flags.Q_OVERFLOW:
+                self._next_rescan = 0.0  # the kernel dropped events: look at everything next time
+                continue
+            if not event.name or event.name.startswith("."):
+                continue
+            path = self.folder / event.name
+            if event.mask & flags.CREATE and not event.mask & flags.ISDIR and not path.is_symlink():
+                continue  # a writer just opened it; its IN_CLOSE_WRITE will follow
+            batch[path] = None
+        return [] if stop.is_set() else list(batch)

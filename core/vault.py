@@ -7,6 +7,8 @@ is one rename, so exactly one process wins a claim. Nothing here touches a path 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import itertools
 import os
 import re
@@ -66,6 +68,29 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+_libc = ctypes.CDLL(None, use_errno=True)
+_renameat2 = getattr(_libc, "renameat2", None)
+_AT_FDCWD, _RENAME_NOREPLACE = -100, 1
+
+
+def rename_noreplace(src: Path, dest: Path) -> None:
+    """Publish ``src`` as ``dest`` with one rename that refuses to replace an existing file.
+
+    renameat2(RENAME_NOREPLACE) is atomic and shows up as IN_MOVED_TO, so watchers of the folder
+    take the file at once; link+unlink is the fallback where the filesystem lacks it.
+    """
+    if _renameat2 is not None:
+        if _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dest), _RENAME_NOREPLACE) == 0:
+            return
+        code = ctypes.get_errno()
+        if code == errno.EEXIST:
+            raise FileExistsError(code, os.strerror(code), str(dest))
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+            raise OSError(code, os.strerror(code), str(dest))
+    os.link(src, dest)
+    os.unlink(src)
+
+
 @dataclass(frozen=True)
 class Vault:
     root: Path
@@ -116,8 +141,7 @@ class Vault:
             os.close(fd)
         try:
             if exclusive:
-                os.link(tmp, path)  # fails with FileExistsError instead of replacing
-                os.unlink(tmp)
+                rename_noreplace(tmp, path)
             else:
                 os.replace(tmp, path)
         except BaseException:

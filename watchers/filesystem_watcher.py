@@ -7,6 +7,8 @@ once its size and mtime have stopped changing. The original is kept, unchanged, 
 """
 from __future__ import annotations
 
+import errno
+import fcntl
 import logging
 import mimetypes
 import os
@@ -23,6 +25,28 @@ from watchers.base import BaseWatcher
 log = logging.getLogger("watcher-files")
 SETTLE_SECONDS = 1.0
 PREVIEW_BYTES = 4000
+
+
+def being_written(path: Path) -> bool:
+    """True while any process holds the file open for writing.
+
+    A read lease is refused (EAGAIN) exactly in that case, which catches a slow writer that paused
+    longer than the settle time. Where leases are unavailable (not the file's owner, some network
+    filesystems) the size-and-mtime settle rule alone decides.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW)
+    except OSError:
+        return False
+    try:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_RDLCK)
+    except OSError as err:
+        return err.errno == errno.EAGAIN
+    else:
+        fcntl.fcntl(fd, fcntl.F_SETLEASE, fcntl.F_UNLCK)
+        return False
+    finally:
+        os.close(fd)
 
 
 def display_name(name: str) -> str:
@@ -112,6 +136,9 @@ class FilesystemWatcher(BaseWatcher):
                 return None
             if now - seen[2] < SETTLE_SECONDS:
                 return None
+        if being_written(path):
+            self._seen[name] = (st.st_size, st.st_mtime_ns, time.monotonic())
+            return None  # the close (IN_CLOSE_WRITE) or a later rescan brings it back
         self._seen.pop(name, None)
         if st.st_size == 0:
             return self._reject(path, "the file is empty")
