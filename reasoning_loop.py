@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from core.config import Settings
@@ -18,7 +20,7 @@ from core.documents import DocumentError
 from core.locks import task_lock
 from core.planning import NoPlan, PlanContext, Planner, RuleBasedPlanner
 from core.plans import PENDING, TERMINAL, WAITING
-from core.tasks import Task, update_task
+from core.tasks import Task
 from core.workflow import Workflow
 
 log = logging.getLogger("reasoning_loop")
@@ -41,6 +43,11 @@ class ReasoningLoop:
         self.inbox = self.wf.vault.folder("Needs_Action")
         self.mine = self.wf.vault.folder("In_Progress", settings.agent_name)
         self.stop_file = self.wf.vault.root / "STOP"
+        # Tasks are independent and most of their time is spent waiting on fsync, so a few worker
+        # threads overlap that waiting; per-task locks keep two workers off the same task.
+        self.workers = int(settings.env.get("LOOP_WORKERS") or 2)
+        self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="task")
+        self.slots = threading.BoundedSemaphore(self.workers * 2)
 
     # -- main loop --------------------------------------------------------------------------------
     def run(self) -> None:
@@ -48,6 +55,12 @@ class ReasoningLoop:
         self.daemon.beat("healthy", f"planner: {self.planner.name}", force=True)
         for path in self.wf.vault.markdown_files(self.mine):  # resume what we held before a crash
             self.work_on(path)
+        try:
+            self._watch()
+        finally:
+            self.pool.shutdown(wait=True)  # SIGTERM: finish the tasks in hand, claim nothing new
+
+    def _watch(self) -> None:
         with FolderFeed(self.inbox, self.settings.rescan_seconds) as feed:
             while not self.daemon.stop.is_set():
                 if self.stop_file.exists():
@@ -58,7 +71,7 @@ class ReasoningLoop:
                 for path in feed.wait(self.daemon.stop):
                     if self.daemon.stop.is_set() or self.stop_file.exists():
                         break
-                    self.consider(path, from_event=True)
+                    self.consider(path, from_event=not feed.last_was_rescan)
                 if self.wf.policy.error:
                     self.daemon.beat("degraded", self.wf.policy.error)
 
@@ -76,9 +89,21 @@ class ReasoningLoop:
             return
         if not from_event and not self._settled(path):
             return
+        self.slots.acquire()  # claim no further ahead than the workers can go
         claimed = self.wf.vault.claim(path, self.mine)
-        if claimed is not None:
-            self.work_on(claimed)
+        if claimed is None:
+            self.slots.release()
+            return
+        self.pool.submit(self._work_and_release, claimed)
+
+    def _work_and_release(self, path: Path) -> None:
+        try:
+            self.work_on(path)
+        except Exception as err:  # one task's bug must not take the loop down; it stays claimed for a retry
+            log.exception("task %s failed inside the loop", path.name)
+            self.daemon.beat("degraded", f"{path.name}: {err}", error=str(err))
+        finally:
+            self.slots.release()
 
     @staticmethod
     def _settled(path: Path) -> bool:
@@ -89,14 +114,15 @@ class ReasoningLoop:
 
     # -- one task ---------------------------------------------------------------------------------
     def work_on(self, path: Path) -> None:
-        try:
-            task = Task.load(path)
-        except (DocumentError, OSError) as err:
-            self.wf.vault.quarantine(path, str(err), actor="reasoning_loop")
-            self.wf.audit.record("task.quarantined", target=path.name, result={"reason": str(err)})
-            return
-        with task_lock(self.settings.state_dir, task.id):
-            if not task.path.exists():
+        # The lock comes first (task files are named by id), so what we read is what we update.
+        with task_lock(self.settings.state_dir, path.stem):
+            try:
+                task = Task.load(path)
+            except FileNotFoundError:
+                return  # the executor handed it on while we waited for the lock
+            except (DocumentError, OSError) as err:
+                self.wf.vault.quarantine(path, str(err), actor="reasoning_loop")
+                self.wf.audit.record("task.quarantined", target=path.name, result={"reason": str(err)})
                 return
             started = time.monotonic()
             rounds, outcome = self.rounds(task)
@@ -106,8 +132,6 @@ class ReasoningLoop:
 
     def rounds(self, task: Task) -> tuple[int, str]:
         ctx = PlanContext(self.wf.registry, self.wf.policy.current())
-        if task.meta.get("status") == "needs_action":
-            task.doc = update_task(self.wf.vault, task.path, status="in_progress", claimed_by=self.settings.agent_name)
         plan = self.wf.plans.get(task.id)
         done_rounds = plan["rounds"] if plan else 0
         for round_no in range(done_rounds + 1, done_rounds + self.settings.max_iterations + 1):
@@ -137,8 +161,9 @@ class ReasoningLoop:
             # plan file, then check
             waiting = any(s.status == WAITING for s in steps)
             self.wf.plans.set_round(task.id, round_no, "waiting_for_approval" if waiting else "active", note=note)
-            self.wf.write_plan(task)
-            where = self.wf.settle(task)
+            where = self.wf.settle(task)  # writes the plan file itself when the task finishes
+            if where in ("waiting", "active"):
+                self.wf.write_plan(task)
             if where in ("Completed", "Failed", "waiting"):
                 return round_no, where
             if not changed:

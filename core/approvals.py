@@ -89,7 +89,11 @@ class Approvals:
     def ensure_file(self, row: dict, details: str = "") -> None:
         """Write the request file of a pending approval unless it is somewhere in the vault already."""
         if row["status"] == PENDING and row["file_name"] and self.locate(row) is None:
-            self.vault.write_atomic(self.vault.folder("Pending_Approval") / row["file_name"], self._render(row, details))
+            try:
+                self.vault.write_atomic(self.vault.folder("Pending_Approval") / row["file_name"],
+                                        self._render(row, details), exclusive=True)
+            except FileExistsError:
+                pass  # another process wrote it between our look and our write
 
     def grant_by_policy(self, *, task_id: str, step_no: int, skill: str, action: str, params: dict[str, Any],
                         rule: str) -> Grant:

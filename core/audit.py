@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +21,39 @@ FIELDS = ("timestamp", "action_type", "actor", "target", "parameters", "approval
           "approved_by", "result", "task_id", "idempotency_key")
 
 
-def _append(path: Path, text: str, header: str | None = None) -> None:
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-    fd = os.open(path, flags, 0o644)
-    try:
-        if header is not None and os.fstat(fd).st_size == 0:
-            text = header + text
-        os.write(fd, text.encode("utf-8"))
-    finally:
-        os.close(fd)
+class _Appender:
+    """Appends whole records with one write() on an O_APPEND descriptor kept open between records.
+    It reopens when the file was deleted or replaced (the owner may clear Audit_Log.md)."""
+
+    def __init__(self) -> None:
+        self._fds: dict[Path, int] = {}
+        self._lock = threading.Lock()
+
+    def append(self, path: Path, text: str, header: str | None = None) -> None:
+        with self._lock:
+            fd = self._fds.get(path)
+            if fd is not None:
+                try:
+                    same = os.stat(path).st_ino == os.fstat(fd).st_ino
+                except FileNotFoundError:
+                    same = False
+                if not same:
+                    os.close(fd)
+                    fd = None
+            if fd is None:
+                if len(self._fds) > 8:  # yesterday's log files
+                    for old in self._fds.values():
+                        os.close(old)
+                    self._fds.clear()
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                self._fds[path] = fd
+            if header is not None and os.fstat(fd).st_size == 0:
+                text = header + text
+            os.write(fd, text.encode("utf-8"))
+
+
+_appender = _Appender()
+_append = _appender.append
 
 
 def _cell(value: Any, limit: int = 80) -> str:
@@ -61,8 +86,12 @@ class AuditLog:
             "idempotency_key": idempotency_key,
         }
         entry.update(redact(extra))
-        self.logs.mkdir(parents=True, exist_ok=True)
-        _append(self.logs / f"{now:%Y-%m-%d}.jsonl", json.dumps(entry, ensure_ascii=False, default=str) + "\n")
+        line = json.dumps(entry, ensure_ascii=False, default=str) + "\n"
+        try:
+            _append(self.logs / f"{now:%Y-%m-%d}.jsonl", line)
+        except FileNotFoundError:
+            self.logs.mkdir(parents=True, exist_ok=True)
+            _append(self.logs / f"{now:%Y-%m-%d}.jsonl", line)
         row = (f"| {now:%Y-%m-%d %H:%M:%S} | {_cell(action_type)} | {_cell(entry['actor'])} | {_cell(target)} "
                f"| {_cell(approval_status)}{' by ' + _cell(approved_by) if approved_by else ''} "
                f"| {_cell(entry['result'])} | {_cell(task_id or '')} |\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import threading
 import zlib
 from pathlib import Path
 from typing import Iterator
@@ -12,14 +13,29 @@ from typing import Iterator
 STRIPES = 64
 
 
+_local = threading.local()
+
+
+def _stripe_fd(state_dir: Path, stripe: int) -> int:
+    """One open lock file per stripe and thread: flock excludes other open files, so threads of
+    one process exclude each other as well as other processes."""
+    cache = getattr(_local, "fds", None)
+    if cache is None:
+        cache = _local.fds = {}
+    key = (str(state_dir), stripe)
+    fd = cache.get(key)
+    if fd is None:
+        folder = Path(state_dir) / "locks"
+        folder.mkdir(parents=True, exist_ok=True)
+        fd = cache[key] = os.open(folder / f"stripe-{stripe:02d}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    return fd
+
+
 @contextlib.contextmanager
 def task_lock(state_dir: Path, task_id: str) -> Iterator[None]:
-    folder = Path(state_dir) / "locks"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"stripe-{zlib.crc32(task_id.encode()) % STRIPES:02d}.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = _stripe_fd(state_dir, zlib.crc32(task_id.encode()) % STRIPES)
+    fcntl.flock(fd, fcntl.LOCK_EX)  # released by the kernel if the holder is killed
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX)  # released by the kernel if the holder is killed
         yield
     finally:
-        os.close(fd)
+        fcntl.flock(fd, fcntl.LOCK_UN)

@@ -60,13 +60,23 @@ class Action:
     def validate(self, params: Any) -> dict:
         if not isinstance(params, dict):
             raise ValidationError(f"{self.skill}.{self.name}: parameters must be an object", field="params")
-        validator = jsonschema.Draft202012Validator(self.schema)
-        errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
+        errors = sorted(_validator(self).iter_errors(params), key=lambda e: list(e.absolute_path))
         if errors:
             err = errors[0]
             where = ".".join(str(p) for p in err.absolute_path) or "params"
             raise ValidationError(f"{self.skill}.{self.name}: {where}: {err.message}", field=where)
         return params
+
+
+_VALIDATORS: dict[int, jsonschema.Draft202012Validator] = {}
+
+
+def _validator(action: "Action") -> jsonschema.Draft202012Validator:
+    """Compiled once per action: building a validator costs more than using it."""
+    found = _VALIDATORS.get(id(action.schema))
+    if found is None:
+        found = _VALIDATORS[id(action.schema)] = jsonschema.Draft202012Validator(action.schema)
+    return found
 
 
 @dataclass

@@ -69,6 +69,7 @@ class StateStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
+        self._write_lock = threading.RLock()
         self._connect().executescript(SCHEMA)  # idempotent; executescript manages its own transaction
 
     # -- connection -------------------------------------------------------------------------------
@@ -80,19 +81,23 @@ class StateStore:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=NORMAL")
             db.execute("PRAGMA busy_timeout=30000")
+            db.execute("PRAGMA mmap_size=268435456")  # page reads from memory, not a pread() each
             self._local.db = db
         return db
 
     @contextlib.contextmanager
     def transaction(self, immediate: bool = True) -> Iterator[sqlite3.Connection]:
-        db = self._connect()
-        db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
-        try:
-            yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        db.execute("COMMIT")
+        # Threads of one process queue on a plain lock: SQLite's own busy handler would make a
+        # waiting thread sleep for milliseconds while the write lock is held for microseconds.
+        with self._write_lock:
+            db = self._connect()
+            db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            try:
+                yield db
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
 
     def query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         return self._connect().execute(sql, args).fetchall()
@@ -140,7 +145,19 @@ class StateStore:
         return rows[0] if rows else None
 
     def ledger_begin(self, key: str, skill: str, action: str) -> sqlite3.Row:
-        """Mark ``key`` as sending (one more attempt) and return the row as it was before."""
+        """Mark ``key`` as sending (one more attempt) and return the row as it was before.
+
+        The one commit that is fsynced (synchronous=FULL): once an action may have left the
+        machine, the record that it was attempted must survive even a power cut, or a restart
+        could do it again without reconciling first."""
+        db = self._connect()
+        db.execute("PRAGMA synchronous=FULL")
+        try:
+            return self._ledger_begin(key, skill, action)
+        finally:
+            db.execute("PRAGMA synchronous=NORMAL")
+
+    def _ledger_begin(self, key: str, skill: str, action: str) -> sqlite3.Row:
         with self.transaction() as db:
             before = db.execute("SELECT * FROM ledger WHERE key=?", (key,)).fetchone()
             db.execute("INSERT INTO ledger(key, skill, action, status, attempts, updated) VALUES(?,?,?,?,1,?) "

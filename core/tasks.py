@@ -63,9 +63,13 @@ def write_new_task(vault: Vault, doc: Document) -> Path:
     return vault.write_atomic(vault.folder("Needs_Action") / f"{doc.meta['id']}.md", doc.render(), exclusive=True)
 
 
-def update_task(vault: Vault, path: Path, **changes: Any) -> Document:
-    """Rewrite a task's frontmatter keys in place (atomically); the owner's body text is kept."""
-    doc = Document.from_bytes(path.read_bytes())
+def update_task(vault: Vault, path: Path, doc: Document | None = None, **changes: Any) -> Document:
+    """Rewrite a task's (or request's) frontmatter keys in place; the owner's body text is kept.
+
+    Atomic, but not fsynced: a status rewrite only mirrors the state store, so one lost to a power
+    cut leaves the previous version, and resuming the task writes it again. (fsync costs 1-2 ms
+    here and serialises every writer on the machine.)"""
+    doc = doc or Document.from_bytes(path.read_bytes())  # callers holding the parsed file pass it
     doc.meta.update(changes)
-    vault.write_atomic(path, doc.render())
+    vault.write_atomic(path, doc.render(), sync=False)
     return doc

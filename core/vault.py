@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import functools
 import itertools
 import os
 import re
@@ -68,6 +69,15 @@ def fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+@functools.lru_cache(maxsize=4096)
+def _resolves_inside(parent: str, root: str) -> bool:
+    """Whether ``parent`` (a folder) still lies inside ``root`` once symlinks are followed.
+    Cached per folder: the vault's folders do not turn into links while we run, and resolving
+    costs a system call per path component on every write."""
+    real_parent, real_root = Path(parent).resolve(), Path(root).resolve()
+    return real_parent == real_root or real_root in real_parent.parents
+
+
 _libc = ctypes.CDLL(None, use_errno=True)
 _renameat2 = getattr(_libc, "renameat2", None)
 _AT_FDCWD, _RENAME_NOREPLACE = -100, 1
@@ -94,10 +104,11 @@ def rename_noreplace(src: Path, dest: Path) -> None:
 @dataclass(frozen=True)
 class Vault:
     root: Path
-    durable: bool = True  # fsync file and folder on publish; tests of crash safety rely on it
+    durable: bool = True  # fsync what we publish (content always; the folder for new files)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(os.path.abspath(self.root)))
+        object.__setattr__(self, "_root_str", str(self.root))
 
     # -- layout ---------------------------------------------------------------------------------
     def ensure_layout(self) -> None:
@@ -111,21 +122,22 @@ class Vault:
 
     def check_inside(self, path: Path) -> Path:
         """Defence in depth: refuse anything whose lexical or resolved location leaves the vault."""
-        absolute = Path(os.path.abspath(path))
-        if absolute != self.root and self.root not in absolute.parents:
+        absolute = os.path.abspath(path)
+        root = self._root_str
+        if absolute != root and not absolute.startswith(root + os.sep):
             raise OutsideVaultError(f"{path} is outside the vault")
-        parent = absolute.parent.resolve()
-        root = self.root.resolve()
-        if parent != root and root not in parent.parents:
+        if not _resolves_inside(os.path.dirname(absolute), root):
             raise OutsideVaultError(f"{path} resolves outside the vault")
-        return absolute
+        return Path(absolute)
 
     def relative(self, path: Path) -> str:
         return Path(os.path.abspath(path)).relative_to(self.root).as_posix()
 
     # -- writing --------------------------------------------------------------------------------
-    def write_atomic(self, path: Path, data: bytes | str, *, exclusive: bool = False) -> Path:
-        """Publish ``data`` at ``path`` with one rename. ``exclusive`` refuses to replace a file."""
+    def write_atomic(self, path: Path, data: bytes | str, *, exclusive: bool = False, sync: bool = True) -> Path:
+        """Publish ``data`` at ``path`` with one rename. ``exclusive`` refuses to replace a file.
+        ``sync=False`` is for views rendered from the state store (plans, the dashboard): still
+        atomic, but a power cut may roll them back, and the next render repairs them."""
         path = self.check_inside(path)
         payload = data.encode("utf-8") if isinstance(data, str) else data
         tmp = path.parent / f"{TMP_PREFIX}{unique_suffix()}"
@@ -135,7 +147,7 @@ class Vault:
             while view:
                 written = os.write(fd, view)
                 view = view[written:]
-            if self.durable:
+            if self.durable and sync:
                 os.fsync(fd)
         finally:
             os.close(fd)
@@ -148,18 +160,25 @@ class Vault:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        if self.durable:
+        if self.durable and exclusive:
+            # A new file must survive a power cut once we report it written (the watcher's journal
+            # moves on); a rewrite that is lost leaves the previous version, which is consistent.
             fsync_dir(path.parent)
         return path
 
     def move(self, src: Path, dest_dir: Path, name: str | None = None) -> Path:
         """Move with one rename. Raises FileNotFoundError when another process won the race."""
         src = self.check_inside(src)
-        dest_dir.mkdir(parents=True, exist_ok=True)
         dest = self.check_inside(dest_dir / (name or src.name))
-        os.rename(src, dest)
-        if self.durable:
-            fsync_dir(dest_dir)
+        try:
+            os.rename(src, dest)
+        except FileNotFoundError:
+            if not src.exists() and not src.is_symlink():
+                raise  # another process took it first
+            dest_dir.mkdir(parents=True, exist_ok=True)
+            os.rename(src, dest)
+        # No folder fsync: a move lost to a power cut leaves the file where it was, and every
+        # consumer resumes from there (the action ledger keeps a repeat from acting twice).
         return dest
 
     def claim(self, src: Path, dest_dir: Path) -> Path | None:

@@ -119,7 +119,7 @@ class Workflow:
                 if row and row["file_name"]:
                     files[s.approval_id] = row["file_name"][:-3]
         text = render_plan(task.id, task.title, self.plans.get(task.id), steps, files)
-        self.vault.write_atomic(self.vault.folder("Plans") / f"PLAN_{task.id}.md", text)
+        self.vault.write_atomic(self.vault.folder("Plans") / f"PLAN_{task.id}.md", text, sync=False)
 
     def settle(self, task: Task, *, note: str | None = None, fail_reason: str | None = None) -> str:
         """Move the task to its terminal folder when every step has ended; report where it is."""
@@ -127,7 +127,7 @@ class Workflow:
         if fail_reason is None and not all(s.status in TERMINAL for s in steps):
             if any(s.status == WAITING for s in steps) and not any(s.status == PENDING for s in steps):
                 if task.meta.get("status") != "waiting_for_approval":
-                    update_task(self.vault, task.path, status="waiting_for_approval")
+                    update_task(self.vault, task.path, task.doc, status="waiting_for_approval")
                 return "waiting"
             return "active"
         failed = [s for s in steps if s.status == FAILED]
@@ -143,7 +143,7 @@ class Workflow:
             changes.update(reason=reason, retry=f"python agent_interface.py retry {task.id}")
         if note:
             changes["note"] = note
-        update_task(self.vault, task.path, **changes)
+        update_task(self.vault, task.path, task.doc, **changes)
         self.plans.set_round(task.id, (self.plans.get(task.id) or {}).get("rounds", 0), outcome, note=reason or note)
         self.write_plan(task)
         dest = self.vault.move(task.path, self.vault.folder(folder))

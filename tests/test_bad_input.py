@@ -75,7 +75,7 @@ def test_inbox_corpus(suite, tmp_path):
     for name in expected_tasks:
         path = (suite.vault / tasks[name]["file"]).resolve()
         assert (suite.vault / "Attachments").resolve() in path.parents, path
-        assert len(path.name.encode()) <= 120
+        assert path.name.startswith(tasks[name]["id"] + "__") and len(path.name.encode()) < 255
     assert outside.read_text() == "do not touch" and (suite.folder("Quarantine") / "link-to-secret.txt").is_symlink()
     assert list(inbox.iterdir()) == []
     binary_task = next(p for p in md_files(suite.vault) if tasks["binary.dat"]["id"] in p.name and "PLAN" not in p.name)

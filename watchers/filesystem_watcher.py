@@ -3,7 +3,7 @@
 inotify (close-after-write, moved-in) gives the fast path; a rescan at start and every
 RESCAN_SECONDS picks up files dropped while the watcher was down or missed, taking a file only
 once its size and mtime have stopped changing. The original is kept, unchanged, with the task in
-``Attachments/<task-id>/``. Symlinks, folders and empty files are quarantined with a reason.
+``Attachments/<task-id>__<name>``. Symlinks, folders and empty files are quarantined with a reason.
 """
 from __future__ import annotations
 
@@ -13,7 +13,9 @@ import logging
 import mimetypes
 import os
 import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from core.config import Settings
@@ -47,6 +49,11 @@ def being_written(path: Path) -> bool:
         return False
     finally:
         os.close(fd)
+
+
+def attachment_name(task_id: str, stored: str) -> str:
+    """``<task-id>__<safe name>``: task ids never contain a double underscore."""
+    return f"{task_id}__{stored}"
 
 
 def display_name(name: str) -> str:
@@ -88,11 +95,22 @@ class FilesystemWatcher(BaseWatcher):
         super().__init__(settings, **kwargs)
         self.inbox = self.vault.folder("Inbox")
         self._seen: dict[str, tuple[int, int, float]] = {}  # name -> (size, mtime_ns, first seen)
+        # Ingesting is mostly waiting on the filesystem (fsync, renames), so a few workers overlap it.
+        self.pool = ThreadPoolExecutor(max_workers=int(settings.env.get("WATCHER_WORKERS") or 2),
+                                       thread_name_prefix="ingest")
+        self._busy: set[str] = set()      # names a worker is ingesting right now
+        self._busy_lock = threading.Lock()
 
     # -- the daemon ------------------------------------------------------------------------------
     def run(self) -> None:
         self.recover()
         self.daemon.beat("healthy", "watching Inbox/", force=True)
+        try:
+            self._watch()
+        finally:
+            self.pool.shutdown(wait=True)  # SIGTERM: finish the files in hand
+
+    def _watch(self) -> None:
         with FolderFeed(self.inbox, self.settings.rescan_seconds) as feed:
             while not self.daemon.stop.is_set():
                 self.daemon.beat("healthy", "watching Inbox/")
@@ -110,7 +128,7 @@ class FilesystemWatcher(BaseWatcher):
                     for name in list(self._seen):
                         self.consider(self.inbox / name, from_event=False)
 
-    def consider(self, path: Path, *, from_event: bool) -> str | None:
+    def consider(self, path: Path, *, from_event: bool) -> None:
         name = path.name
         if path.parent != self.inbox or name.startswith("."):
             return None
@@ -136,13 +154,28 @@ class FilesystemWatcher(BaseWatcher):
                 return None
             if now - seen[2] < SETTLE_SECONDS:
                 return None
-        if being_written(path):
+        if not from_event and being_written(path):
             self._seen[name] = (st.st_size, st.st_mtime_ns, time.monotonic())
             return None  # the close (IN_CLOSE_WRITE) or a later rescan brings it back
         self._seen.pop(name, None)
         if st.st_size == 0:
             return self._reject(path, "the file is empty")
-        return self.ingest(path, st)
+        with self._busy_lock:
+            if name in self._busy:
+                return None  # an event and a rescan both saw it: one worker is enough
+            self._busy.add(name)
+        self.pool.submit(self._ingest_and_release, path, st)
+        return None
+
+    def _ingest_and_release(self, path: Path, st: os.stat_result) -> None:
+        try:
+            self.ingest(path, st)
+        except Exception as err:  # one bad file must never stop the watcher
+            log.exception("could not take %s", path)
+            self.daemon.beat("degraded", f"could not take {path.name}: {err}", error=str(err))
+        finally:
+            with self._busy_lock:
+                self._busy.discard(path.name)
 
     def _reject(self, path: Path, reason: str) -> None:
         self._seen.pop(path.name, None)
@@ -162,13 +195,13 @@ class FilesystemWatcher(BaseWatcher):
         return self.emit(source_id, lambda task_id, d: self._make(task_id, source_id, d)) is not None
 
     def _make(self, task_id: str, source_id: str, detail: dict):
-        folder = self.vault.folder("Attachments", task_id)
-        target = folder / detail["stored"]
+        # Flat, one file per task: a folder per task would cost an extra inode on every drop.
+        folder = self.vault.folder("Attachments")
+        target = folder / attachment_name(task_id, detail["stored"])
         if not target.exists():
             src = self._find_original(detail)
             if src is None:
                 raise FileNotFoundError(f"{detail['original']} is neither in Inbox/ nor in {self.vault.relative(folder)}")
-            folder.mkdir(parents=True, exist_ok=True)
             self.vault.move(src, folder, target.name)
         rel = self.vault.relative(target)
         mime = mimetypes.guess_type(detail["stored"])[0] or "application/octet-stream"

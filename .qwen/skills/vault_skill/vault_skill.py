@@ -22,7 +22,7 @@ def _target(vault: Vault, params: dict) -> tuple[Path, Path]:
         raise NotFoundError(f"{params['file']} is not a file in the vault")
     if vault.relative(source).split("/")[0] != "Attachments":
         raise ValidationError("file: only files under Attachments/ can be filed", field="file")
-    name = safe_name(params.get("name") or source.name)
+    name = safe_name(params.get("name") or source.name.split("__", 1)[-1])  # drop the "<task-id>__" prefix
     return source, vault.folder(params["folder"]) / name
 
 

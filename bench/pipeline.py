@@ -1,0 +1,168 @@
+"""Pipeline benchmark (DESIGN §10): files dropped into Inbox/ flow to Completed/ through the real
+processes (filesystem watcher, reasoning loop, agent interface), auto-approved by a test policy and
+executed by a no-op skill.
+
+    .venv/bin/python bench/pipeline.py [--tasks 2000] [--paced 500 --rate 50]
+
+Burst: all N files dropped at once; reports tasks/s from the first drop to the last completion.
+Paced: files dropped at a steady rate; reports p50/p99 latency drop → Needs_Action and drop → Completed
+(in a burst, latency only measures the queue). Budget: >= 200 tasks/s, p99 drop → Needs_Action < 50 ms.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from inotify_simple import INotify, flags
+
+ROOT = Path(__file__).resolve().parent.parent
+HANDBOOK = """```yaml
+policy:
+  auto_approve:
+    - {rule: bench, skill: noop_skill, action: noop}
+planning:
+  - rule: all
+    when: {type: file_drop}
+    steps:
+      - {skill: noop_skill, action: noop, title: "noop {file_name}", params: {note: "{file_name}"}}
+```
+"""
+PROCESSES = [["-m", "watchers.filesystem_watcher"], ["reasoning_loop.py"], ["agent_interface.py", "run"]]
+
+
+class Arrivals:
+    """Records when each file name first appears in a folder, from inotify, in a thread."""
+
+    def __init__(self, folder: Path) -> None:
+        self.seen: dict[str, float] = {}
+        self._inotify = INotify()
+        self._inotify.add_watch(folder, flags.MOVED_TO | flags.CLOSE_WRITE | flags.CREATE)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for event in self._inotify.read(timeout=100):
+                if event.name and not event.name.startswith("."):
+                    self.seen.setdefault(event.name, time.monotonic())
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._inotify.close()
+
+
+def cpu_seconds(pid: int) -> str:
+    """User and system CPU seconds of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    tick = os.sysconf("SC_CLK_TCK")
+    return f"{int(fields[11]) / tick:.1f}u+{int(fields[12]) / tick:.1f}s"
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def run_phase(vault: Path, staging: Path, count: int, rate: float | None, prefix: str) -> dict:
+    na, done = Arrivals(vault / "Needs_Action"), Arrivals(vault / "Completed")
+    dropped: dict[str, float] = {}
+    names = [f"{prefix}-{i:05d}.txt" for i in range(count)]
+    for i, name in enumerate(names):  # written before the clock starts: dropping is the rename
+        (staging / name).write_text(f"benchmark file {i}\n")
+    start = time.monotonic()
+    for i, name in enumerate(names):
+        src = staging / name
+        if rate:
+            target = start + i / rate
+            delay = target - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        dropped[name] = time.monotonic()
+        os.rename(src, vault / "Inbox" / name)
+    deadline = time.monotonic() + max(60.0, count / 20)
+    while len(done.seen) < count and time.monotonic() < deadline:
+        time.sleep(0.05)
+    finished = time.monotonic()
+    na.close()
+    done.close()
+    # Map task ids back to the dropped names through the task files' frontmatter.
+    by_task: dict[str, str] = {}
+    for path in (vault / "Completed").glob("*.md"):
+        for line in path.read_text("utf-8").splitlines():
+            if line.startswith("file_name: "):
+                by_task[path.name] = line.split(": ", 1)[1].strip("'\"")
+                break
+    to_na, to_done = [], []
+    for task_file, name in by_task.items():
+        if name not in dropped:
+            continue
+        if task_file in na.seen:
+            to_na.append(na.seen[task_file] - dropped[name])
+        if task_file in done.seen:
+            to_done.append(done.seen[task_file] - dropped[name])
+    last = max(done.seen.values()) if done.seen else finished
+    return {"count": count, "completed": len(to_done), "seconds": last - start,
+            "tasks_per_s": len(to_done) / (last - start) if to_done else 0.0,
+            "na_p50": pct(to_na, 0.5), "na_p99": pct(to_na, 0.99),
+            "done_p50": pct(to_done, 0.5), "done_p99": pct(to_done, 0.99)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", type=int, default=2000, help="files in the burst phase")
+    parser.add_argument("--paced", type=int, default=500, help="files in the paced phase")
+    parser.add_argument("--rate", type=float, default=50.0, help="drops per second in the paced phase")
+    parser.add_argument("--dir", default=None, help="where to put the temporary vault (default: the system temp "
+                        "folder); e.g. /dev/shm to take the disk out of the measurement")
+    args = parser.parse_args()
+
+    tmp = Path(tempfile.mkdtemp(prefix="ai-employee-bench-", dir=args.dir))
+    vault, staging, skills = tmp / "vault", tmp / "staging", tmp / "skills"
+    for folder in (vault, staging):
+        folder.mkdir(parents=True)
+    (vault / "Company_Handbook.md").write_text(HANDBOOK)
+    shutil.copytree(ROOT / "bench" / "skills", skills)
+    env = {**os.environ, "VAULT_PATH": str(vault), "SKILLS_DIR": str(skills), "DRY_RUN": "true",
+           "LOG_LEVEL": "WARNING", "RESCAN_SECONDS": "5", "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, *cmd], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=open(tmp / "errors.log", "ab")) for cmd in PROCESSES]
+    try:
+        for folder in ("Inbox", "Needs_Action", "Completed"):
+            deadline = time.monotonic() + 20
+            while not (vault / folder).exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+        time.sleep(1.0)  # let every process finish starting before the clock runs
+        results = [("burst", run_phase(vault, staging, args.tasks, None, "burst"))]
+        if args.paced:
+            results.append((f"paced {args.rate:g}/s", run_phase(vault, staging, args.paced, args.rate, "paced")))
+        cpu = {name: cpu_seconds(proc.pid) for name, proc in zip(("watcher", "loop", "agent"), procs)}
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(timeout=30)
+    print(f"Pipeline benchmark: {os.cpu_count()} cores, {sys.version.split()[0]}, vault on {tmp}")
+    print("| phase | tasks | completed | tasks/s | drop→Needs_Action p50 / p99 | drop→Completed p50 / p99 |")
+    print("|---|---|---|---|---|---|")
+    for label, r in results:
+        print(f"| {label} | {r['count']} | {r['completed']} | {r['tasks_per_s']:.0f} | "
+              f"{r['na_p50']:.1f} / {r['na_p99']:.1f} ms | {r['done_p50']:.1f} / {r['done_p99']:.1f} ms |")
+    print("CPU seconds used (user+system): " + ", ".join(f"{k} {v}" for k, v in cpu.items()))
+    ok = all(r["completed"] == r["count"] for _, r in results)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""The owner's gate in front of the MCP servers' write tools (DESIGN §6), backed by the approvals store.
+
+A call passes only with the id of an approval that we issued, that is approved (or already executed:
+a replay, which the server answers from its ledger without acting again), for this exact action and
+exactly these parameters. Every other call files an ordinary approval request, which reaches the
+owner in ``Pending_Approval/`` and, once approved, is executed by the agent interface through the
+bound skill. So no client, however it reached a server, gets around the owner.
+"""
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any, Callable, Mapping
+
+from core.approvals import APPROVED, EXECUTED, PENDING, Approvals, Grant, grant_from_row
+from core.audit import AuditLog
+from core.errors import ApprovalRequiredError, ConfigError
+from core.state import StateStore, dumps, loads
+
+REASON = "requested by an MCP client; needs your approval"
+
+
+@dataclass(frozen=True)
+class SkillBinding:
+    """The skill that executes a server's write action once the owner approves it."""
+    skill: str
+    text_param: str | None = None       # shown as the editable "## Message" of the request
+    aliases: tuple[str, ...] = ()       # other actions of that skill whose grants cover this write
+                                        # (gmail_skill.reply is a send_email with threading)
+
+
+def canonical(params: Any) -> str:
+    """One JSON spelling per value (sorted keys), so "exactly these parameters" is a string compare."""
+    return dumps(params)
+
+
+class StateApprovalGate:
+    def __init__(self, approvals: Approvals, state: StateStore, skill_map: Mapping[str, SkillBinding], *,
+                 audit: AuditLog | None = None, precheck: Callable[[], object] | None = None) -> None:
+        self.approvals = approvals
+        self.state = state
+        self.skill_map = dict(skill_map)
+        self.audit = audit
+        self.precheck = precheck  # raises when the server cannot act at all (e.g. NotConfiguredError)
+
+    def authorize(self, *, service: str, action: str, params: dict, grant_id: str | None,
+                  task_id: str | None) -> Grant:
+        if self.precheck is not None:
+            self.precheck()  # before anything is filed: a request for a channel that cannot act is noise
+        binding = self.skill_map.get(action)
+        if binding is None:  # a server declared a write nobody can execute: refuse loudly, file nothing
+            raise ConfigError(f"the {service} server has no skill bound to {action!r}")
+        if grant_id:
+            row = self.approvals.get(grant_id)
+            if row is not None and self._covers(row, binding, action, params):
+                return grant_from_row(row)
+        row = self._file(binding, action, params, task_id)
+        raise ApprovalRequiredError(
+            f"{action} needs the owner's approval: request {row['id']} is waiting in Pending_Approval/ "
+            f"({row['file_name']}). Once approved, the AI Employee carries it out; a call with "
+            f"grant_id={row['id']} then returns that result",
+            approval_id=row["id"])
+
+    def mark_executed(self, grant: Any, *, result: dict) -> None:
+        data = result.get("data")
+        if isinstance(data, dict) and data.get("dry_run"):
+            return  # a dry run spends nothing
+        if self._owned_by_step(grant):
+            # The workflow marks its own grants after it has recorded the step's outcome; the agent
+            # interface's crash recovery reads "executed" as "fully recorded", so we must not jump ahead.
+            return
+        self.approvals.set_status(grant.id, EXECUTED, only_from=(APPROVED,))
+
+    # -- internals --------------------------------------------------------------------------------
+    @staticmethod
+    def _covers(row: dict, binding: SkillBinding, action: str, params: dict) -> bool:
+        return (row["skill"] == binding.skill and row["action"] in (action, *binding.aliases)
+                and row["status"] in (APPROVED, EXECUTED) and row["approved_params"] is not None
+                and canonical(loads(row["approved_params"])) == canonical(params))
+
+    def _owned_by_step(self, grant: Any) -> bool:
+        task_id, step_no = getattr(grant, "task_id", None), getattr(grant, "step_no", None)
+        return bool(task_id) and bool(self.state.query(
+            "SELECT 1 FROM steps WHERE task_id=? AND step_no=?", (task_id, step_no)))
+
+    def _file(self, binding: SkillBinding, action: str, params: dict, task_id: str | None) -> dict:
+        # A client asking again for the same thing gets the request that already waits, not a second file.
+        waiting = self.state.query("SELECT * FROM approvals WHERE status=? AND skill=? AND action=? AND params=? "
+                                   "ORDER BY created LIMIT 1", (PENDING, binding.skill, action, canonical(params)))
+        if waiting:
+            self.approvals.ensure_file(dict(waiting[0]))  # repaired if a crash lost it
+            return dict(waiting[0])
+        # Requests are unique per (task, step). The caller's task id is used when that slot is free, never
+        # when a workflow plan owns the task (its step 1 would collide). A fresh id always works.
+        candidates = [task_id] if task_id and not self._has_plan(task_id) else []
+        candidates.append(f"mcp-{secrets.token_hex(4)}")
+        details = f"**Requested by:** an MCP client{f' for task `{task_id}`' if task_id else ''}"
+        for candidate in candidates:
+            row = self.approvals.request(
+                task_id=candidate, step_no=1, skill=binding.skill, action=action, params=params,
+                text_param=binding.text_param, risk="medium", reason=REASON,
+                subject=str(params.get("subject") or action), details=details)
+            ours = row["action"] == action and canonical(loads(row["params"])) == canonical(params)
+            if ours and row["status"] == PENDING:
+                break
+        if self.audit is not None:
+            self.audit.record("approval.requested", target=f"{binding.skill}.{action}", parameters=params,
+                              approval_status="pending", result={"approval_id": row["id"], "file": row["file_name"]},
+                              task_id=row["task_id"])
+        return row
+
+    def _has_plan(self, task_id: str) -> bool:
+        return bool(self.state.query("SELECT 1 FROM plans WHERE task_id=?", (task_id,)))
