@@ -20,6 +20,8 @@ const APPS = [
   ['watcher-files', ['-m', 'watchers.filesystem_watcher']],
   ['reasoning-loop', ['reasoning_loop.py']],
   ['agent-interface', ['agent_interface.py', 'run']],
+  ['mcp-email', ['-m', 'mcp_servers.email_server']],
+  ['watcher-gmail', ['-m', 'watchers.gmail_watcher']],
 ];
 
 function app(name, args) {

@@ -23,8 +23,13 @@ PROCESSES = {
     "watcher": ["-m", "watchers.filesystem_watcher"],
     "loop": ["reasoning_loop.py"],
     "agent": ["agent_interface.py", "run"],
+    "email": ["-m", "mcp_servers.email_server"],
+    "gmail": ["-m", "watchers.gmail_watcher"],
 }
-HEALTH_NAMES = {"watcher": "watcher-files", "loop": "reasoning-loop", "agent": "agent-interface"}
+HEALTH_NAMES = {"watcher": "watcher-files", "loop": "reasoning-loop", "agent": "agent-interface",
+                "email": "mcp-email", "gmail": "watcher-gmail"}
+# What start_all() starts: the file pipeline. Channel processes need their fakes and ports first.
+PIPELINE = ("watcher", "loop", "agent")
 
 DEFAULT_HANDBOOK = """# Test handbook
 ```yaml
@@ -95,7 +100,7 @@ class Suite:
         return proc
 
     def start_all(self) -> None:
-        for name in PROCESSES:
+        for name in PIPELINE:
             self.start(name)
 
     def heartbeat_pid(self, process: str) -> int | None:

@@ -1,0 +1,63 @@
+"""gmail_skill: send and reply through the email MCP server, and draft replies locally.
+
+The parameter schema is the send_email tool's own input model, so a plan that validates here is a
+call the server accepts. The server binds the approval grant to these exact parameters: they are sent
+verbatim (empty optional fields included; the server reads "" as absent).
+"""
+from __future__ import annotations
+
+import copy
+
+from core.mcp_client import McpClient
+from core.skills import ActionContext, Skill
+from mcp_servers.email_schema import SendEmailInput
+
+skill = Skill("gmail_skill")
+
+
+def _strings_only(schema: dict, *, required: tuple[str, ...] = ()) -> dict:
+    """The tool's schema with optional fields as plain strings: the server drops null fields before
+    the approval binding is compared, so a null here could never match; "" is how a plan says "none"."""
+    out = copy.deepcopy(schema)
+    for name, prop in out["properties"].items():
+        text = next((s for s in prop.pop("anyOf", []) if s.get("type") == "string"), None)
+        if text is not None:
+            prop.pop("default", None)
+            prop.update(text)
+        if name in required:
+            prop["minLength"] = 1
+    out["required"] = [*out.get("required", []), *required]
+    return out
+
+
+SEND_SCHEMA = _strings_only(SendEmailInput.model_json_schema())
+# A reply names the message it answers: both threading fields are required and non-empty.
+REPLY_SCHEMA = _strings_only(SendEmailInput.model_json_schema(), required=("in_reply_to", "thread_id"))
+
+
+def _send(params: dict, ctx: ActionContext) -> dict:
+    client = McpClient.for_service(ctx.settings, "email")
+    # idempotent: the server keeps one ledger entry per grant, so asking again after a lost answer
+    # returns the first answer and never sends a second email.
+    return client.post("/send-email", {**params, "grant_id": ctx.grant_id, "task_id": ctx.task_id}, idempotent=True)
+
+
+@skill.action(schema=SEND_SCHEMA, description="Send an email (plain text, optional HTML) through the email server.",
+              channel="email", text_param="body", recipient_param="to", idempotent=True)
+def send_email(params: dict, ctx: ActionContext) -> dict:
+    return _send(params, ctx)
+
+
+@skill.action(schema=REPLY_SCHEMA, description="Reply in the sender's thread (In-Reply-To, References, threadId).",
+              channel="email", text_param="body", recipient_param="to", idempotent=True)
+def reply(params: dict, ctx: ActionContext) -> dict:
+    return _send(params, ctx)
+
+
+@skill.action(schema=SEND_SCHEMA, description="Preview the email these parameters would send; touches nothing.",
+              read_only=True)
+def draft(params: dict, ctx: ActionContext) -> dict:
+    headers = [("To", params["to"]), ("Cc", params.get("cc")), ("Subject", params["subject"]),
+               ("In-Reply-To", params.get("in_reply_to")), ("References", params.get("references"))]
+    text = "\n".join(f"{name}: {value}" for name, value in headers if value) + "\n\n" + params["body"]
+    return {"to": params["to"], "subject": params["subject"], "body": params["body"], "preview": text}
