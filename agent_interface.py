@@ -16,14 +16,14 @@ import time
 from pathlib import Path
 
 from core.approvals import EXECUTED, FAILED as APR_FAILED, PENDING as APR_PENDING, REJECTED as APR_REJECTED, \
-    EXPIRED as APR_EXPIRED, Refused
+    EXPIRED as APR_EXPIRED, Refused, grant_from_row
 from core.config import Settings
 from core.daemon import Daemon, FolderFeed, setup_logging
 from core.dashboard import DashboardWriter, age, count_files, process_rows, COUNTED
 from core.documents import Document, DocumentError, iso, utcnow
 from core.errors import AIEmployeeError
 from core.locks import task_lock
-from core.plans import EXPIRED, FAILED, PENDING, REJECTED, SKIPPED, ProposedStep
+from core.plans import EXPIRED, FAILED, PENDING, REJECTED, SKIPPED, TERMINAL, ProposedStep
 from core.tasks import Task, update_task
 from core.workflow import Workflow
 
@@ -85,8 +85,7 @@ class AgentInterface:
     def handle_approved(self, path: Path, *, recovering: bool = False) -> None:
         row = self._row_for(path)
         if recovering and row is not None and row["status"] in (EXECUTED, APR_FAILED):
-            self._finish_file(path, row)  # executed before the crash; only the file move was left
-            self._settle_task(row["task_id"])
+            self._finish_recovered(path, row)
             return
         try:
             grant = self.wf.approvals.accept(path)
@@ -98,6 +97,18 @@ class AgentInterface:
             self.wf.execute(grant, step_title)
             self._finish_file(path, self.wf.approvals.get(grant.id))
             self._settle_task_locked(grant.task_id)
+
+    def _finish_recovered(self, path: Path, row: dict) -> None:
+        """A claimed approval that ran before the crash. The server may have marked it executed
+        before we recorded the step: running it again through the ledger records the outcome
+        without acting twice (the ledger returns it, or the server replays it for the same key)."""
+        with task_lock(self.settings.state_dir, row["task_id"]):
+            step = next((s for s in self.wf.plans.steps(row["task_id"]) if s.no == row["step_no"]), None)
+            if row["status"] == EXECUTED and step is not None and step.status not in TERMINAL:
+                self.wf.execute(grant_from_row(row), step.title)
+                row = self.wf.approvals.get(row["id"])
+            self._finish_file(path, row)
+            self._settle_task_locked(row["task_id"])
 
     def _row_for(self, path: Path) -> dict | None:
         try:
@@ -169,10 +180,6 @@ class AgentInterface:
         with task_lock(self.settings.state_dir, row["task_id"]):
             self.wf.close_step(row["task_id"], row["step_no"], status, note)
             self._settle_task_locked(row["task_id"])
-
-    def _settle_task(self, task_id: str) -> None:
-        with task_lock(self.settings.state_dir, task_id):
-            self._settle_task_locked(task_id)
 
     def _settle_task_locked(self, task_id: str) -> None:
         """After an approval ends: finish the task, or hand it back to the loop if steps remain."""

@@ -12,7 +12,6 @@ import time
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from core.errors import OutcomeUnknownError
 from core.retry import Backoff
 from core.skills import Action, ActionContext, Outcome, SkillRegistry
 from core.state import StateStore, loads
@@ -62,12 +61,15 @@ class Executor:
             if outcome.success:
                 self.state.ledger_finish(key, "succeeded", result=outcome.data)
                 return Execution(outcome, attempt)
-            if outcome.error_code == OutcomeUnknownError.code and not outcome.retryable:
+            if outcome.unknown:
                 self.state.ledger_finish(key, "unknown", error=outcome.error)
                 settled = self._reconcile(action, params, ctx, key)
                 if settled is not None:
                     return settled
-            if outcome.retryable and attempt < self.backoff.attempts:
+                if attempt < self.backoff.attempts:  # proven not done, or the server dedups: ask again
+                    self.sleep(self.backoff.delay(attempt))
+                    continue
+            elif outcome.retryable and attempt < self.backoff.attempts:
                 self.state.ledger_finish(key, "pending", error=outcome.error)
                 self.sleep(self.backoff.delay(attempt))
                 continue

@@ -65,10 +65,6 @@ class StateApprovalGate:
         data = result.get("data")
         if isinstance(data, dict) and data.get("dry_run"):
             return  # a dry run spends nothing
-        if self._owned_by_step(grant):
-            # The workflow marks its own grants after it has recorded the step's outcome; the agent
-            # interface's crash recovery reads "executed" as "fully recorded", so we must not jump ahead.
-            return
         self.approvals.set_status(grant.id, EXECUTED, only_from=(APPROVED,))
 
     # -- internals --------------------------------------------------------------------------------
@@ -77,11 +73,6 @@ class StateApprovalGate:
         return (row["skill"] == binding.skill and row["action"] in (action, *binding.aliases)
                 and row["status"] in (APPROVED, EXECUTED) and row["approved_params"] is not None
                 and canonical(loads(row["approved_params"])) == canonical(params))
-
-    def _owned_by_step(self, grant: Any) -> bool:
-        task_id, step_no = getattr(grant, "task_id", None), getattr(grant, "step_no", None)
-        return bool(task_id) and bool(self.state.query(
-            "SELECT 1 FROM steps WHERE task_id=? AND step_no=?", (task_id, step_no)))
 
     def _file(self, binding: SkillBinding, action: str, params: dict, task_id: str | None) -> dict:
         # A client asking again for the same thing gets the request that already waits, not a second file.

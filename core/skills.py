@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 import jsonschema
 
 from core.documents import Document, DocumentError
-from core.errors import AIEmployeeError, ValidationError
+from core.errors import AIEmployeeError, OutcomeUnknownError, ValidationError
 from core.policy import ActionInfo
 
 log = logging.getLogger(__name__)
@@ -118,6 +118,7 @@ class Outcome:
     error: str = ""
     error_code: str | None = None
     retryable: bool = False
+    unknown: bool = False   # it may or may not have happened (timeout mid-call): reconcile first
 
     def as_dict(self) -> dict:
         return {"success": self.success, "data": self.data, "error": self.error, "skill": self.skill}
@@ -165,7 +166,8 @@ class SkillRegistry:
             data = act.fn(act.validate(dict(params)), ctx)
             return Outcome(True, skill, data)
         except AIEmployeeError as err:
-            return Outcome(False, skill, error=str(err), error_code=err.code, retryable=err.retryable)
+            return Outcome(False, skill, error=str(err), error_code=err.code, retryable=err.retryable,
+                           unknown=isinstance(err, OutcomeUnknownError))
         except Exception as err:  # a skill bug is a failed action, not a dead process
             log.exception("skill %s.%s crashed", skill, action)
             return Outcome(False, skill, error=f"{type(err).__name__}: {err}", error_code="INTERNAL_ERROR")

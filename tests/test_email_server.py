@@ -222,12 +222,14 @@ def test_reply_grant_sends_in_the_thread(srv, fake):
     assert sent["headers"]["In-Reply-To"] == header and sent["headers"]["References"] == header
 
 
-def test_a_workflow_steps_grant_is_left_for_the_workflow_to_mark(srv, fake):
+def test_a_grant_is_spent_by_its_execution_and_replays_the_recorded_result(srv, fake):
     PlanStore(srv.state).add_steps("task-9", "rule_based", [ProposedStep("gmail_skill", "reply", MAIL, "Reply")])
     grant = owner_grant(srv, MAIL, action="reply", task_id="task-9")
-    assert send(srv, MAIL, grant_id=grant).status_code == 200
-    # The agent interface marks it executed once the step's outcome is recorded (crash recovery relies on it).
-    assert srv.approvals.get(grant)["status"] == "approved" and len(fake.sent) == 1
+    first = send(srv, MAIL, grant_id=grant)
+    assert first.status_code == 200 and srv.approvals.get(grant)["status"] == "executed" and len(fake.sent) == 1
+    # The agent interface, recovering from a crash, asks again with the same grant: same answer, no second mail.
+    again = send(srv, MAIL, grant_id=grant)
+    assert again.json()["data"]["id"] == first.json()["data"]["id"] and len(fake.sent) == 1
 
 
 def test_calls_for_a_planned_task_never_reuse_its_steps_approval(srv):
