@@ -129,6 +129,8 @@ class JsonAccessLogger(AbstractAccessLogger):
     """One JSON line per request. Deliberately no headers: Authorization must never reach a log."""
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        if request.path == "/health" and response.status == 200:
+            return  # supervisors poll it every few seconds: logging each poll is noise, and costly
         self.logger.info("request", extra={"method": request.method, "path": request.path,
                                            "status": response.status, "ms": round(time * 1000, 2),
                                            "request_id": request.get(REQUEST_ID_KEY)})

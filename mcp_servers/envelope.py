@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import re
+import itertools
 import secrets
 from typing import Any
 
@@ -84,12 +85,16 @@ def _http_error(exc: web.HTTPException, request: web.Request) -> web.Response:
     return error_response(status, code, exc.reason, headers)
 
 
+_ID_PREFIX = secrets.token_hex(4)
+_request_numbers = itertools.count(1)
+
+
 @web.middleware
 async def error_middleware(request: web.Request, handler: Any) -> web.StreamResponse:
     """Outermost middleware: tags the request with an id, answers every failure with an envelope."""
     request_id = request.headers.get("X-Request-ID", "")
     if not _CLIENT_REQUEST_ID.match(request_id):
-        request_id = secrets.token_hex(8)
+        request_id = f"{_ID_PREFIX}-{next(_request_numbers):x}"  # unique per server, no syscall per request
     request[REQUEST_ID_KEY] = request_id
     try:
         response = await handler(request)
