@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from core.config import Settings
+from core.config import Settings, env_int
 from core.daemon import Daemon, FolderFeed, setup_logging
 from core.documents import DocumentError
 from core.locks import task_lock
@@ -45,7 +45,7 @@ class ReasoningLoop:
         self.stop_file = self.wf.vault.root / "STOP"
         # Tasks are independent and most of their time is spent waiting on fsync, so a few worker
         # threads overlap that waiting; per-task locks keep two workers off the same task.
-        self.workers = int(settings.env.get("LOOP_WORKERS") or 2)
+        self.workers = env_int(settings.env, "LOOP_WORKERS", 2, minimum=1, maximum=32)
         self.pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="task")
         self.slots = threading.BoundedSemaphore(self.workers * 2)
 

@@ -16,7 +16,7 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
+def env_bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raw = env.get(name)
     if raw is None:
         return default
@@ -28,7 +28,7 @@ def _bool(env: Mapping[str, str], name: str, default: bool) -> bool:
     raise ConfigError(f"{name} must be true or false, got {raw!r}")
 
 
-def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0, maximum: int = 1 << 31) -> int:
+def env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0, maximum: int = 1 << 31) -> int:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -41,7 +41,7 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 0, m
     return value
 
 
-def _float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
+def env_float(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0.0) -> float:
     raw = env.get(name)
     if raw is None or raw.strip() == "":
         return default
@@ -103,7 +103,7 @@ class Settings:
         vault = _path(env, "VAULT_PATH", PROJECT_ROOT / "vault", Path.cwd())
         state_dir = _path(env, "STATE_DIR", vault / ".state", Path.cwd())
         skills_dir = _path(env, "SKILLS_DIR", PROJECT_ROOT / ".qwen" / "skills", Path.cwd())
-        ports = {svc: _int(env, var, MCP_PORTS[svc], minimum=0, maximum=65535) for svc, var in _PORT_VARS.items()}
+        ports = {svc: env_int(env, var, MCP_PORTS[svc], minimum=0, maximum=65535) for svc, var in _PORT_VARS.items()}
         level = env.get("LOG_LEVEL", "INFO").upper()
         if level not in LOG_LEVELS:
             raise ConfigError(f"LOG_LEVEL must be one of {', '.join(sorted(LOG_LEVELS))}, got {level!r}")
@@ -111,15 +111,15 @@ class Settings:
             vault_path=vault,
             state_dir=state_dir,
             skills_dir=skills_dir,
-            dry_run=_bool(env, "DRY_RUN", True),
+            dry_run=env_bool(env, "DRY_RUN", True),
             mcp_host=env.get("MCP_HOST") or "127.0.0.1",
             mcp_ports=ports,
             mcp_auth_token=env.get("MCP_AUTH_TOKEN") or None,
-            max_iterations=_int(env, "MAX_ITERATIONS", 5, minimum=1, maximum=100),
+            max_iterations=env_int(env, "MAX_ITERATIONS", 5, minimum=1, maximum=100),
             log_level=level,
             agent_name=env.get("AGENT_NAME") or "reasoning_loop",
-            rescan_seconds=_float(env, "RESCAN_SECONDS", 5.0, minimum=0.05),
-            approval_ttl_hours=_float(env, "APPROVAL_TTL_HOURS", 24.0, minimum=0.0),
+            rescan_seconds=env_float(env, "RESCAN_SECONDS", 5.0, minimum=0.05),
+            approval_ttl_hours=env_float(env, "APPROVAL_TTL_HOURS", 24.0, minimum=0.0),
             llm_base_url=env.get("LLM_BASE_URL") or None,
             llm_api_key=env.get("LLM_API_KEY") or None,
             llm_model=env.get("LLM_MODEL") or None,

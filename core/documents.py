@@ -6,6 +6,7 @@ change. Parsing is strict; a caller that gets ``DocumentError`` quarantines the 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,6 +101,14 @@ class Document:
         except UnicodeDecodeError as err:
             raise DocumentError(f"the file is not valid UTF-8 (byte {err.start})") from err
         return cls.parse(text.lstrip("\ufeff"))
+
+
+def fence(text: str, info: str = "text") -> str:
+    """A code fence longer than any run of backticks in ``text``, so outside content (an email, a
+    dropped file) cannot close it early and pose as our own Markdown or instructions."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    ticks = "`" * max(3, longest + 1)
+    return f"{ticks}{info}\n{text}\n{ticks}"
 
 
 def require_keys(meta: dict[str, Any], keys: tuple[str, ...], kind: str) -> None:

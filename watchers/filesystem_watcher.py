@@ -18,8 +18,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from core.config import Settings
+from core.config import Settings, env_int
 from core.daemon import FolderFeed, setup_logging
+from core.documents import fence
 from core.tasks import build_task
 from core.vault import safe_name
 from watchers.base import BaseWatcher
@@ -75,17 +76,6 @@ def preview(path: Path) -> str | None:
     return text
 
 
-def fence(text: str) -> str:
-    """A code fence longer than any run of backticks in ``text``, so content cannot break out of it."""
-    longest = 0
-    run = 0
-    for ch in text:
-        run = run + 1 if ch == "`" else 0
-        longest = max(longest, run)
-    ticks = "`" * max(3, longest + 1)
-    return f"{ticks}text\n{text}\n{ticks}"
-
-
 class FilesystemWatcher(BaseWatcher):
     source = "filesystem"
     kind = "file_drop"
@@ -96,7 +86,7 @@ class FilesystemWatcher(BaseWatcher):
         self.inbox = self.vault.folder("Inbox")
         self._seen: dict[str, tuple[int, int, float]] = {}  # name -> (size, mtime_ns, first seen)
         # Ingesting is mostly waiting on the filesystem (fsync, renames), so a few workers overlap it.
-        self.pool = ThreadPoolExecutor(max_workers=int(settings.env.get("WATCHER_WORKERS") or 2),
+        self.pool = ThreadPoolExecutor(max_workers=env_int(settings.env, "WATCHER_WORKERS", 2, minimum=1, maximum=32),
                                        thread_name_prefix="ingest")
         self._busy: set[str] = set()      # names a worker is ingesting right now
         self._busy_lock = threading.Lock()

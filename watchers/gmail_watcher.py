@@ -19,15 +19,14 @@ import sys
 from typing import Any
 
 from core.audit import AuditLog
-from core.config import Settings, _float
+from core.config import Settings, env_float
 from core.daemon import setup_logging
-from core.documents import Document
+from core.documents import Document, fence
 from core.errors import NotFoundError, TransientError
 from core.state import StateStore
 from core.tasks import build_task
 from mcp_servers.gmail_connector import GmailConfig, GmailConnector, GmailHistoryExpiredError, GmailResponseError
 from watchers.base import BaseWatcher
-from watchers.filesystem_watcher import fence
 
 log = logging.getLogger("watcher-gmail")
 CURSOR = "gmail.history_id"
@@ -94,7 +93,7 @@ class GmailWatcher(BaseWatcher):
         self.gmail = gmail or GmailConnector(self.config)
         if actor:  # the email server creates tasks through this class too, and says so in the audit
             self.audit = AuditLog(self.vault.root, actor)
-        self._interval = _float(settings.env, "GMAIL_POLL_SECONDS", 60.0, minimum=0.05)
+        self._interval = env_float(settings.env, "GMAIL_POLL_SECONDS", 60.0, minimum=0.05)
         self._skipped: set[str] = set()
 
     def is_configured(self) -> bool:
