@@ -33,6 +33,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.threaded import ThreadedServer
+
 SCOPES = ("https://www.googleapis.com/auth/gmail.modify", "https://www.googleapis.com/auth/gmail.send")
 _API = "/gmail/v1/users/{user}"
 _STATUS_NAMES = {
@@ -122,7 +124,12 @@ def _text_parts(msg: EmailMessage) -> tuple[str, str]:
     return text, html_body
 
 
-class FakeGmail:
+class FakeGmail(ThreadedServer):
+    name = "fake-gmail"
+
+    def build_app(self) -> web.Application:
+        return create_app(self)
+
     """The fake's state plus a background thread running the aiohttp app with its own event loop."""
 
     def __init__(self, email_address: str = "owner@example.com", *, token_lifetime: int = 3599) -> None:
@@ -147,10 +154,7 @@ class FakeGmail:
         self._injections: list[_Injection] = []
         self._ids = itertools.count(0x18C3A0B0C0D00000)
         self._clock = itertools.count(1)  # keeps internalDate strictly increasing
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
+        super().__init__()
 
     # --- lifecycle --------------------------------------------------------------------------------
 
@@ -161,58 +165,6 @@ class FakeGmail:
     @property
     def token_uri(self) -> str:
         return f"{self.url}token"
-
-    def start(self) -> FakeGmail:
-        ready = threading.Event()
-        failure: list[BaseException] = []
-        loop = asyncio.new_event_loop()
-
-        async def serve() -> None:
-            self._runner = web.AppRunner(create_app(self), shutdown_timeout=0.5)
-            await self._runner.setup()
-            site = web.TCPSite(self._runner, "127.0.0.1", 0)
-            await site.start()
-            self.port = self._runner.addresses[0][1]
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(serve())
-            except BaseException as err:  # surfaced by start()
-                failure.append(err)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            # Handlers still parked in an injected delay must not outlive the loop.
-            pending = asyncio.all_tasks(loop)
-            for task in pending:
-                task.cancel()
-            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
-            loop.close()
-
-        self._loop = loop
-        self._thread = threading.Thread(target=run, name="fake-gmail", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake Gmail did not start within 10 s")
-        if failure:
-            raise failure[0]
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None or self._runner is None or self._thread is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop = self._runner = self._thread = None
-
-    def __enter__(self) -> FakeGmail:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     # --- state manipulation (thread-safe) ---------------------------------------------------------
 

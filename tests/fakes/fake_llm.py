@@ -23,6 +23,8 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from tests.fakes.threaded import ThreadedServer
+
 FAKE = web.AppKey("fake_llm", "FakeLLM")
 Reply = str | dict
 ROLES = {"system", "developer", "user", "assistant", "tool"}
@@ -72,7 +74,12 @@ class OpenAIError(Exception):
         super().__init__(self.body["error"]["message"])
 
 
-class FakeLLM:
+class FakeLLM(ThreadedServer):
+    name = "fake-llm"
+
+    def build_app(self) -> web.Application:
+        return create_app(self)
+
     def __init__(self, *, api_key: str | None = None, model: str = "qwen2.5-7b-instruct") -> None:
         self.api_key, self.model = api_key, model
         self.requests: list[Recorded] = []
@@ -81,10 +88,7 @@ class FakeLLM:
         self._failures: deque[_Failure] = deque()
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._runner: web.AppRunner | None = None
-        self._thread: threading.Thread | None = None
-        self.port = 0
+        super().__init__()
 
     # --- scripting (thread-safe) ------------------------------------------------------------------
     @property
@@ -107,52 +111,6 @@ class FakeLLM:
             self._failures.append(_Failure(status, times, retry_after, message))
 
     # --- lifecycle --------------------------------------------------------------------------------
-    def start(self) -> FakeLLM:
-        ready = threading.Event()
-        failure: list[BaseException] = []
-        loop = asyncio.new_event_loop()
-
-        async def serve() -> None:
-            self._runner = web.AppRunner(create_app(self), shutdown_timeout=0.5)
-            await self._runner.setup()
-            await web.TCPSite(self._runner, "127.0.0.1", 0).start()
-            self.port = self._runner.addresses[0][1]
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            try:
-                loop.run_until_complete(serve())
-            except BaseException as err:  # surfaced by start()
-                failure.append(err)
-                ready.set()
-                return
-            ready.set()
-            loop.run_forever()
-            loop.close()
-
-        self._loop = loop
-        self._thread = threading.Thread(target=run, name="fake-llm", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("fake LLM did not start within 10 s")
-        if failure:
-            raise failure[0]
-        return self
-
-    def stop(self) -> None:
-        if self._loop is None or self._runner is None or self._thread is None:
-            return
-        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
-        self._loop = self._runner = self._thread = None
-
-    def __enter__(self) -> FakeLLM:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     # --- behaviour --------------------------------------------------------------------------------
     def _check(self, headers: dict[str, str], body: Any) -> None:
         with self._lock:
