@@ -125,12 +125,12 @@ def _text_parts(msg: EmailMessage) -> tuple[str, str]:
 
 
 class FakeGmail(ThreadedServer):
+    """The fake's state plus a background thread running the aiohttp app with its own event loop."""
+
     name = "fake-gmail"
 
     def build_app(self) -> web.Application:
         return create_app(self)
-
-    """The fake's state plus a background thread running the aiohttp app with its own event loop."""
 
     def __init__(self, email_address: str = "owner@example.com", *, token_lifetime: int = 3599) -> None:
         self.email = email_address
