@@ -220,7 +220,7 @@ def cmd_status(wf: Workflow, args: argparse.Namespace) -> int:
         print(f"  {row['id']}  {row['skill']}.{row['action']:<22} waiting {age(now - row['created'])}")
     print("\nProcesses:")
     for process, status, detail, seen in process_rows(wf.state) or [("(none)", "no process has reported", "", "")]:
-        print(f"  {process:<18}{status:<14}{seen:<10}{detail}")
+        print(f"  {process:<18}{status:<16}{seen:<10}{detail}")
     errors = [r for r in wf.state.health_rows() if r["last_error"]]
     if errors:
         print("\nLast errors:")

@@ -22,11 +22,13 @@ from pathlib import Path
 FOLDERS = (
     "Inbox", "Needs_Action", "In_Progress", "Plans", "Pending_Approval", "Approved", "Rejected",
     "Completed", "Failed", "Quarantine", "Logs", "Briefings", "Social_Media_Summaries",
-    "Bank_Transactions", "Accounting", "Attachments",
+    "Bank_Transactions", "Accounting", "Documents", "Attachments",
 )
 # Folders a task file can live in, in the order a lookup should try them.
 TASK_FOLDERS = ("Needs_Action", "In_Progress", "Completed", "Failed", "Quarantine")
 TMP_PREFIX = ".tmp-"
+DASHBOARD_PLACEHOLDER = ("# AI Employee — Dashboard\n\nThe agent interface is not running yet. Start the suite "
+                         "(`./scripts/start.sh`); this page then updates itself every few seconds.\n")
 _counter = itertools.count()
 _counter_lock = threading.Lock()
 _UNSAFE = re.compile(r"[^\w.\- ]+", re.UNICODE)
@@ -114,6 +116,12 @@ class Vault:
     def ensure_layout(self) -> None:
         for name in FOLDERS:
             (self.root / name).mkdir(parents=True, exist_ok=True)
+        dashboard = self.root / "Dashboard.md"
+        if not dashboard.exists():  # the agent interface rewrites it within seconds of starting
+            try:
+                self.write_atomic(dashboard, DASHBOARD_PLACEHOLDER, exclusive=True)
+            except FileExistsError:
+                pass
 
     def folder(self, name: str, *sub: str) -> Path:
         path = self.root.joinpath(name, *sub)

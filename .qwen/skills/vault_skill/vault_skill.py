@@ -32,10 +32,10 @@ def _target(vault: Vault, params: dict) -> tuple[Path, Path]:
                            "folder": {"enum": FOLDERS}, "name": {"type": "string", "maxLength": 200}}},
     description="Copy a stored attachment into a vault folder.", channel="local")
 def file_document(params: dict, ctx: ActionContext) -> dict:
+    # DRY_RUN keeps actions from leaving the machine; filing inside the owner's own vault does not
+    # leave it, so it happens in a dry run too.
     vault = _vault(ctx)
     source, dest = _target(vault, params)
-    if ctx.dry_run:
-        return {"dry_run": True, "would": f"copy {vault.relative(source)} to {vault.relative(dest)}"}
     dest.parent.mkdir(parents=True, exist_ok=True)
     final = dest if not dest.exists() else vault.free_name(dest.parent, dest.name)
     tmp = final.parent / f".tmp-{ctx.idempotency_key.replace('/', '_').replace('#', '_')}"
@@ -50,8 +50,6 @@ def file_document_reconcile(params: dict, ctx: ActionContext) -> dict | None:
     # let it run again unless the exact destination already holds the same bytes.
     vault = _vault(ctx)
     source, dest = _target(vault, params)
-    if ctx.dry_run:
-        return None
     if dest.exists() and dest.stat().st_size == source.stat().st_size:
         return {"filed": vault.relative(dest)}
     return None
