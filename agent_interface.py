@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -37,6 +38,7 @@ class AgentInterface:
         self.wf = wf or Workflow.open(settings, actor="agent_interface")
         self.daemon = Daemon("agent-interface", self.wf.state)
         self.claimed = self.wf.vault.folder("In_Progress", EXECUTOR)
+        self._rejections_seen: set[str] = set()
         self.dashboard = DashboardWriter(self.wf.vault, self.wf.state, self.wf.approvals, dry_run=settings.dry_run)
 
     # -- the daemon -------------------------------------------------------------------------------
@@ -128,12 +130,13 @@ class AgentInterface:
 
     def _refuse(self, path: Path, reason: str, row: dict | None) -> None:
         """Refused approvals go to Rejected/ with the reason; a request we issued ends as rejected."""
-        try:
-            update_task(self.wf.vault, path, status="refused", refusal_reason=reason)
-        except (DocumentError, OSError):
-            pass
+        if not path.is_symlink():  # never read or write through a link: it may point outside the vault
+            try:
+                update_task(self.wf.vault, path, status="refused", refusal_reason=reason)
+            except (DocumentError, OSError):
+                pass
         dest = self.wf.vault.free_name(self.wf.vault.folder("Rejected"), path.name)
-        self.wf.vault.move(path, dest.parent, dest.name)
+        os.rename(path, dest)  # the file, or the link itself
         self.wf.audit.record("approval.refused", target=path.name, approval_status="refused",
                              result={"reason": reason}, task_id=row["task_id"] if row else None)
         if row is not None and row["status"] == APR_PENDING and self.wf.approvals.set_status(
@@ -143,6 +146,9 @@ class AgentInterface:
     def record_rejection(self, path: Path) -> None:
         if path.name.startswith(".") or not path.name.endswith(".md") or path.name.endswith(".reason.md"):
             return
+        if path.name in self._rejections_seen or path.is_symlink():
+            return  # Rejected/ only grows: each rescan would otherwise parse every file in it again
+        self._rejections_seen.add(path.name)
         row = self._row_for(path)
         if row is None or row["status"] != APR_PENDING:
             return  # already handled, or not ours
@@ -186,6 +192,8 @@ class AgentInterface:
         path = self.wf.vault.find_task(task_id)
         if path is None or path.parent.name in ("Completed", "Failed", "Quarantine"):
             return
+        if self.wf.plans.get(task_id) is None:
+            return  # not planned by us (yet): an approval never settles a task it is not a step of
         try:
             task = Task.load(path)
         except DocumentError:

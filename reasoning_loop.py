@@ -54,7 +54,7 @@ class ReasoningLoop:
         self.mine.mkdir(parents=True, exist_ok=True)
         self.daemon.beat("healthy", f"planner: {self.planner.name}", force=True)
         for path in self.wf.vault.markdown_files(self.mine):  # resume what we held before a crash
-            self.work_on(path)
+            self._work_guarded(path)
         try:
             self._watch()
         finally:
@@ -98,12 +98,24 @@ class ReasoningLoop:
 
     def _work_and_release(self, path: Path) -> None:
         try:
-            self.work_on(path)
-        except Exception as err:  # one task's bug must not take the loop down; it stays claimed for a retry
-            log.exception("task %s failed inside the loop", path.name)
-            self.daemon.beat("degraded", f"{path.name}: {err}", error=str(err))
+            self._work_guarded(path)
         finally:
             self.slots.release()
+
+    def _work_guarded(self, path: Path) -> None:
+        """One task's bug must not take the loop down, nor come back at every start: the task goes
+        to Failed/ with the error, where the owner sees it and can retry it."""
+        try:
+            self.work_on(path)
+        except Exception as err:
+            log.exception("task %s failed inside the loop", path.name)
+            self.daemon.beat("degraded", f"{path.name}: {err}", error=str(err))
+            try:
+                with task_lock(self.settings.state_dir, path.stem):
+                    if path.exists():
+                        self.wf.settle(Task.load(path), fail_reason=f"internal error while working on it: {err}")
+            except Exception:  # not even that: leave it claimed; the log has both errors
+                log.exception("could not move %s to Failed/", path.name)
 
     @staticmethod
     def _settled(path: Path) -> bool:
@@ -126,6 +138,8 @@ class ReasoningLoop:
                 return
             started = time.monotonic()
             rounds, outcome = self.rounds(task)
+            if outcome == "paused":  # STOP file or shutdown: hand it back; it is taken again when we resume
+                self.wf.vault.move(task.path, self.inbox)
             self.wf.audit.record("loop.run", target=task.title, task_id=task.id,
                                  result={"rounds": rounds, "outcome": outcome,
                                          "ms": round((time.monotonic() - started) * 1000, 1)})
@@ -158,16 +172,17 @@ class ReasoningLoop:
                     self.wf.act(task, step)
             steps = self.wf.plans.steps(task.id)
             changed = before != [(s.no, s.status) for s in steps] or bool(proposed)
-            # plan file, then check
+            # plan file, then check; settle records the round (with the outcome, if the task finishes)
             waiting = any(s.status == WAITING for s in steps)
-            self.wf.plans.set_round(task.id, round_no, "waiting_for_approval" if waiting else "active", note=note)
-            where = self.wf.settle(task)  # writes the plan file itself when the task finishes
+            where = self.wf.settle(task, steps=steps,  # writes the plan file itself when the task finishes
+                                   round_state=(round_no, "waiting_for_approval" if waiting else "active", note))
             if where in ("waiting", "active"):
-                self.wf.write_plan(task)
+                self.wf.write_plan(task, steps=steps)
             if where in ("Completed", "Failed", "waiting"):
                 return round_no, where
             if not changed:
-                return round_no, self.wf.settle(task, fail_reason=f"stuck: round {round_no} changed nothing")
+                return round_no, self.wf.settle(task, steps=steps,
+                                                fail_reason=f"stuck: round {round_no} changed nothing")
         left = [s for s in self.wf.plans.steps(task.id) if s.status not in TERMINAL]
         return self.settings.max_iterations, self.wf.settle(
             task, fail_reason=f"not finished after {self.settings.max_iterations} rounds ({len(left)} step(s) left)")

@@ -172,9 +172,10 @@ class Approvals:
                           "Reject this request and ask again if the recipient or amounts must change")
         final = dict(params)
         if text_param:
-            edited = section(doc.body, "Message")
+            edited = section(doc.body, "Message", APPROVAL_FOOTER_PREFIX)
             if edited is None:
-                raise Refused("the '## Message' section is missing, so there is nothing to send")
+                raise Refused("the '## Message' heading or the closing line 'Move this file to Approved/ ...' is "
+                              "missing, so where the message ends is unclear; nothing was sent")
             final[text_param] = edited
         with self.state.transaction() as db:
             cur = db.execute("UPDATE approvals SET status=?, approved_by='owner', approved_params=?, decided=? "

@@ -117,22 +117,20 @@ def require_keys(meta: dict[str, Any], keys: tuple[str, ...], kind: str) -> None
         raise DocumentError(f"the {kind} is missing required key(s): {', '.join(missing)}")
 
 
-def section(body: str, title: str) -> str | None:
-    """The text under ``## title`` up to the next ``## `` heading or a trailing instruction line."""
+def section(body: str, title: str, end_prefix: str) -> str | None:
+    """The text between the line ``## title`` and the LAST line starting with ``end_prefix``.
+
+    Everything in between belongs to the section, headings included: a message may contain
+    Markdown headings, and cutting it at the first one would send half of what the owner approved.
+    None when either boundary is missing, so a caller refuses rather than guesses."""
     lines = body.split("\n")
-    start = None
-    for i, line in enumerate(lines):
-        if line.strip().lower() == f"## {title}".lower():
-            start = i + 1
-            break
+    start = next((i + 1 for i, line in enumerate(lines) if line.strip().lower() == f"## {title}".lower()), None)
     if start is None:
         return None
-    out: list[str] = []
-    for line in lines[start:]:
-        if line.startswith("## ") or line.startswith(APPROVAL_FOOTER_PREFIX):
-            break
-        out.append(line)
-    return "\n".join(out).strip("\n")
+    end = next((i for i in range(len(lines) - 1, start - 1, -1) if lines[i].startswith(end_prefix)), None)
+    if end is None:
+        return None
+    return "\n".join(lines[start:end]).strip("\n")
 
 
 APPROVAL_FOOTER_PREFIX = "Move this file to Approved/"

@@ -29,7 +29,7 @@ class ValidationError(AIEmployeeError):
 class ConfigError(AIEmployeeError):
     """A configuration variable is invalid; the message names the variable."""
 
-    code = "VALIDATION_ERROR"
+    code = "INTERNAL_ERROR"
     http_status = 500
 
 

@@ -8,6 +8,7 @@ bound skill. So no client, however it reached a server, gets around the owner.
 """
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
@@ -18,6 +19,7 @@ from core.errors import ApprovalRequiredError, ConfigError
 from core.state import StateStore, dumps, loads
 
 REASON = "requested by an MCP client; needs your approval"
+TASK_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[a-z0-9_]+-[0-9a-f]{10}")
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class StateApprovalGate:
             raise ConfigError(f"the {service} server has no skill bound to {action!r}")
         if grant_id:
             row = self.approvals.get(grant_id)
-            if row is not None and self._covers(row, binding, action, params):
+            if row is not None and self._covers(row, binding, action, params) and self._live(row, service):
                 return grant_from_row(row)
         row = self._file(binding, action, params, task_id)
         raise ApprovalRequiredError(
@@ -68,6 +70,14 @@ class StateApprovalGate:
         self.approvals.set_status(grant.id, EXECUTED, only_from=(APPROVED,))
 
     # -- internals --------------------------------------------------------------------------------
+    def _live(self, row: dict, service: str) -> bool:
+        """An executed grant is honoured only as a replay of a result the server recorded. One spent
+        in a dry run recorded nothing, and must not turn into a real send once DRY_RUN is off."""
+        if row["status"] != EXECUTED:
+            return True
+        recorded = self.state.ledger_get(f"{service}:{row['id']}")
+        return recorded is not None and recorded["status"] == "succeeded"
+
     @staticmethod
     def _covers(row: dict, binding: SkillBinding, action: str, params: dict) -> bool:
         return (row["skill"] == binding.skill and row["action"] in (action, *binding.aliases)
@@ -81,24 +91,16 @@ class StateApprovalGate:
         if waiting:
             self.approvals.ensure_file(dict(waiting[0]))  # repaired if a crash lost it
             return dict(waiting[0])
-        # Requests are unique per (task, step). The caller's task id is used when that slot is free, never
-        # when a workflow plan owns the task (its step 1 would collide). A fresh id always works.
-        candidates = [task_id] if task_id and not self._has_plan(task_id) else []
-        candidates.append(f"mcp-{secrets.token_hex(4)}")
-        details = f"**Requested by:** an MCP client{f' for task `{task_id}`' if task_id else ''}"
-        for candidate in candidates:
-            row = self.approvals.request(
-                task_id=candidate, step_no=1, skill=binding.skill, action=action, params=params,
-                text_param=binding.text_param, risk="medium", reason=REASON,
-                subject=str(params.get("subject") or action), details=details)
-            ours = row["action"] == action and canonical(loads(row["params"])) == canonical(params)
-            if ours and row["status"] == PENDING:
-                break
+        # A request filed by a client never takes a task's own (task, step) slot: the slot would bind
+        # the task's plan step to the client's parameters. The task id it named is only a note.
+        mentioned = task_id if task_id and TASK_ID.fullmatch(task_id) else None
+        details = f"**Requested by:** an MCP client{f' for task `{mentioned}`' if mentioned else ''}"
+        row = self.approvals.request(
+            task_id=f"mcp-{secrets.token_hex(6)}", step_no=1, skill=binding.skill, action=action, params=params,
+            text_param=binding.text_param, risk="medium", reason=REASON,
+            subject=str(params.get("subject") or action), details=details)
         if self.audit is not None:
             self.audit.record("approval.requested", target=f"{binding.skill}.{action}", parameters=params,
                               approval_status="pending", result={"approval_id": row["id"], "file": row["file_name"]},
                               task_id=row["task_id"])
         return row
-
-    def _has_plan(self, task_id: str) -> bool:
-        return bool(self.state.query("SELECT 1 FROM plans WHERE task_id=?", (task_id,)))

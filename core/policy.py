@@ -7,6 +7,7 @@ quiet hours and within the channel's hourly rate limit; everything else goes to 
 from __future__ import annotations
 
 import datetime as dt
+import email.utils
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,7 @@ class ActionInfo:
     channel: str = "local"          # email | message | social | payment | accounting | local
     irreversible: bool = False
     amount_param: str | None = None
-    recipient_param: str | None = None
+    recipient_params: tuple[str, ...] = ()   # every parameter that names someone the action reaches
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,11 @@ class Policy:
         if rule.max_amount is not None and (amount is None or amount > rule.max_amount):
             return Decision(False, rule.name, risk, f"amount {amount} is over rule {rule.name!r}'s limit {rule.max_amount:g}")
         if rule.known_contacts_only:
-            recipient = str(params.get(info.recipient_param or "", "")).strip().lower()
-            if recipient not in self.known_contacts:
-                return Decision(False, rule.name, risk, f"{recipient or 'the recipient'} is a new contact")
+            recipients = _addresses(params, info.recipient_params)
+            strangers = [r for r in recipients if r not in self.known_contacts]
+            if strangers or not recipients:
+                who = ", ".join(strangers) or "the recipient"
+                return Decision(False, rule.name, risk, f"{who} {'is a new contact' if len(strangers) < 2 else 'are new contacts'}")
         if self.quiet_hours and _within(self.quiet_hours, (now or dt.datetime.now()).time()):
             start, end = self.quiet_hours
             return Decision(False, "quiet-hours", risk, f"quiet hours ({start:%H:%M}-{end:%H:%M}): auto-approval paused")
@@ -93,6 +96,12 @@ class Policy:
             if not take_rate_slot(info.channel, int(limit)):
                 return Decision(False, "rate-limit", risk, f"the {info.channel} limit of {limit} per hour is reached")
         return Decision(True, rule.name, risk, f"auto-approved by rule {rule.name!r}")
+
+
+def _addresses(params: dict[str, Any], names: tuple[str, ...]) -> list[str]:
+    """Every address in those parameters ("Jane <jane@x>, bob@y"), lower-cased: to, cc and bcc all count."""
+    values = [str(params.get(name) or "") for name in names]
+    return [addr.lower() for _, addr in email.utils.getaddresses(values) if addr]
 
 
 def _number(value: Any) -> float | None:
@@ -142,6 +151,8 @@ def parse_policy(data: dict[str, Any]) -> Policy:
     planning = data.get("planning") or []
     if not isinstance(planning, list):
         raise PolicyError("'planning' must be a list of rules")
+    for i, rule in enumerate(planning):
+        _check_planning_rule(rule, f"planning[{i}]")
     ttl = section.get("approval_ttl_hours")
     return Policy(
         auto_approve=tuple(rules),
@@ -152,6 +163,23 @@ def parse_policy(data: dict[str, Any]) -> Policy:
         approval_ttl_hours=float(ttl) if ttl is not None else None,
         planning_rules=tuple(planning),
     )
+
+
+def _check_planning_rule(rule: Any, where: str) -> None:
+    """A broken rule is refused when the handbook is read (the last good rules stay in force), not
+    discovered later by a task it would crash."""
+    if not isinstance(rule, dict):
+        raise PolicyError(f"{where} must be a mapping with 'when' and 'steps'")
+    if not isinstance(rule.get("when") or {}, dict):
+        raise PolicyError(f"{where}.when must be a mapping such as {{type: email}}")
+    steps = rule.get("steps")
+    if not isinstance(steps, list) or not steps:
+        raise PolicyError(f"{where}.steps must be a non-empty list")
+    for j, step in enumerate(steps):
+        if not isinstance(step, dict) or not isinstance(step.get("skill"), str) or not isinstance(step.get("action"), str):
+            raise PolicyError(f"{where}.steps[{j}] must be a mapping with 'skill' and 'action'")
+        if not isinstance(step.get("params") or {}, dict):
+            raise PolicyError(f"{where}.steps[{j}].params must be a mapping")
 
 
 def policy_from_markdown(text: str) -> Policy:

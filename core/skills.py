@@ -48,14 +48,14 @@ class Action:
     irreversible: bool = False
     text_param: str | None = None       # the parameter shown as the editable "## Message" section
     amount_param: str | None = None
-    recipient_param: str | None = None
+    recipient_params: tuple[str, ...] = ()   # to, cc, bcc: the policy's known-contacts rule checks them all
     idempotent: bool = False            # the downstream dedups by idempotency key: an unknown outcome may be retried
     reconcile: Callable[[dict, ActionContext], Any] | None = None
 
     @property
     def info(self) -> ActionInfo:
         return ActionInfo(self.skill, self.name, self.read_only, self.channel, self.irreversible,
-                          self.amount_param, self.recipient_param)
+                          self.amount_param, self.recipient_params)
 
     def validate(self, params: Any) -> dict:
         if not isinstance(params, dict):
@@ -87,7 +87,7 @@ class Skill:
 
     def action(self, *, schema: dict, description: str = "", read_only: bool = False, channel: str = "local",
                irreversible: bool = False, text_param: str | None = None, amount_param: str | None = None,
-               recipient_param: str | None = None, idempotent: bool = False,
+               recipient_params: tuple[str, ...] = (), idempotent: bool = False,
                name: str | None = None) -> Callable[[ActionFn], ActionFn]:
         def register(fn: ActionFn) -> ActionFn:
             action_name = name or fn.__name__
@@ -96,7 +96,7 @@ class Skill:
             schema.setdefault("type", "object")
             jsonschema.Draft202012Validator.check_schema(schema)
             self.actions[action_name] = Action(self.name, action_name, fn, schema, description or (fn.__doc__ or "").strip(),
-                                               read_only, channel, irreversible, text_param, amount_param, recipient_param,
+                                               read_only, channel, irreversible, text_param, amount_param, tuple(recipient_params),
                                                idempotent)
             return fn
         return register

@@ -231,12 +231,19 @@ class Vault:
 
     # -- lookups --------------------------------------------------------------------------------
     def find_task(self, task_id: str) -> Path | None:
+        if not task_id or task_id != safe_name(task_id) or task_id.startswith("."):
+            return None  # not a name we could have given a task file: never glob or join it
         name = f"{task_id}.md"
         for folder in TASK_FOLDERS:
             base = self.root / folder
             if folder == "In_Progress":
-                for candidate in base.glob(f"*/{name}"):
-                    return candidate
+                try:
+                    agents = [e.path for e in os.scandir(base) if e.is_dir(follow_symlinks=False)]
+                except FileNotFoundError:
+                    agents = []
+                for agent in agents:
+                    if os.path.exists(os.path.join(agent, name)):
+                        return Path(agent) / name
             elif (base / name).exists():
                 return base / name
         return None

@@ -78,6 +78,11 @@ class Workflow:
 
     def _resume(self, task: Task, step: Step, row: dict) -> bool:
         """A step whose approval already exists (we crashed after recording it): carry on from there."""
+        if (row["skill"], row["action"]) != (step.skill, step.action):
+            # Defence in depth: the approval in this step's slot is not this step's. Never adopt it.
+            self.plans.update_step(task.id, step.no, status=FAILED,
+                                   error=f"approval {row['id']} in this step's slot is for {row['skill']}.{row['action']}")
+            return True
         status = row["status"]
         if status in (APPROVED, EXECUTED):  # the ledger makes a second run of an executed grant a no-op
             self.execute(grant_from_row(row), step.title)
@@ -90,13 +95,15 @@ class Workflow:
         return True
 
     def execute(self, grant: Grant, title: str = "") -> Execution:
+        def record(ex: Execution) -> None:  # in one commit with the ledger's outcome
+            ok = ex.outcome.success
+            self.approvals.set_status(grant.id, EXECUTED if ok else APR_FAILED, note=None if ok else ex.outcome.error)
+            self.plans.update_step(grant.task_id, grant.step_no, status=DONE if ok else FAILED,
+                                   result=ex.outcome.data if ok else None, error=None if ok else ex.outcome.error,
+                                   params=grant.params)
+
         ex = self.executor.run(grant.skill, grant.action, grant.params, key=grant.idempotency_key,
-                               task_id=grant.task_id, grant_id=grant.id)
-        ok = ex.outcome.success
-        self.approvals.set_status(grant.id, EXECUTED if ok else APR_FAILED, note=None if ok else ex.outcome.error)
-        self.plans.update_step(grant.task_id, grant.step_no, status=DONE if ok else FAILED,
-                               result=ex.outcome.data if ok else None, error=None if ok else ex.outcome.error,
-                               params=grant.params)
+                               task_id=grant.task_id, grant_id=grant.id, on_done=record)
         extra = {}
         if grant.params != grant.original_params:
             extra = {"original_parameters": grant.original_params, "edited_by_owner": True}
@@ -110,21 +117,30 @@ class Workflow:
         self.plans.update_step(task_id, step_no, status=status, error=note if status == FAILED else None)
 
     # -- the plan file and settling ----------------------------------------------------------------
-    def write_plan(self, task: Task) -> None:
-        steps = self.plans.steps(task.id)
+    def write_plan(self, task: Task, *, steps: list[Step] | None = None, plan: dict | None = None) -> None:
+        """Render ``Plans/PLAN_<id>.md``; callers that just read (or wrote) the steps and the plan row
+        pass them, as they are in the store, to save reading them again."""
+        steps = self.plans.steps(task.id) if steps is None else steps
         files = {}
         for s in steps:
             if s.approval_id:
                 row = self.approvals.get(s.approval_id)
                 if row and row["file_name"]:
                     files[s.approval_id] = row["file_name"][:-3]
-        text = render_plan(task.id, task.title, self.plans.get(task.id), steps, files)
+        text = render_plan(task.id, task.title, self.plans.get(task.id) if plan is None else plan, steps, files)
         self.vault.write_atomic(self.vault.folder("Plans") / f"PLAN_{task.id}.md", text, sync=False)
 
-    def settle(self, task: Task, *, note: str | None = None, fail_reason: str | None = None) -> str:
-        """Move the task to its terminal folder when every step has ended; report where it is."""
-        steps = self.plans.steps(task.id)
+    def settle(self, task: Task, *, note: str | None = None, fail_reason: str | None = None,
+               steps: list[Step] | None = None, round_state: tuple[int, str, str | None] | None = None) -> str:
+        """Move the task to its terminal folder when every step has ended; report where it is.
+
+        ``steps``: the task's steps as just read from the store. ``round_state``: the
+        ``(rounds, status, note)`` the caller records for this round; settle records it (once)
+        together with the outcome when the task finishes, else as given."""
+        steps = self.plans.steps(task.id) if steps is None else steps
         if fail_reason is None and not all(s.status in TERMINAL for s in steps):
+            if round_state is not None:
+                self.plans.set_round(task.id, *round_state)
             if any(s.status == WAITING for s in steps) and not any(s.status == PENDING for s in steps):
                 if task.meta.get("status") != "waiting_for_approval":
                     update_task(self.vault, task.path, task.doc, status="waiting_for_approval")
@@ -144,8 +160,13 @@ class Workflow:
         if note:
             changes["note"] = note
         update_task(self.vault, task.path, task.doc, **changes)
-        self.plans.set_round(task.id, (self.plans.get(task.id) or {}).get("rounds", 0), outcome, note=reason or note)
-        self.write_plan(task)
+        plan = self.plans.get(task.id)
+        rounds = round_state[0] if round_state is not None else (plan or {}).get("rounds", 0)
+        final_note = reason or note or (round_state[2] if round_state is not None else None)
+        self.plans.set_round(task.id, rounds, outcome, note=final_note)
+        if plan is not None:  # the row as set_round just left it (nobody else writes it: we hold the task lock)
+            plan = dict(plan, rounds=rounds, status=outcome, note=final_note if final_note is not None else plan["note"])
+        self.write_plan(task, steps=steps, plan=plan)
         dest = self.vault.move(task.path, self.vault.folder(folder))
         task.path = dest
         self.audit.record("task.finished", target=folder, result={"outcome": outcome, "reason": reason},

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import sqlite3
 from pathlib import Path
 
@@ -110,15 +111,18 @@ def test_document_errors_are_precise():
         Document.from_bytes(b"---\nid: \xff\n---\n")
 
 
-def test_message_section_stops_at_the_next_heading_and_footer():
-    body = "# A\n## Message\nHello\n\nBye\n## Other\nno\n"
-    assert section(body, "Message") == "Hello\n\nBye"
-    assert section("## Message\nHi\n\nMove this file to Approved/ to approve.\n", "Message") == "Hi"
-    assert section("nothing", "Message") is None
+def test_message_section_keeps_headings_and_ends_at_the_last_footer():
+    footer = "Move this file to Approved/"
+    body = "# A\n## Message\nHello\n\n## Summary\nWe pay on Friday.\n\nMove this file to Approved/ to approve.\n"
+    assert section(body, "Message", footer) == "Hello\n\n## Summary\nWe pay on Friday."
+    quoted = "## Message\nMove this file to Approved/ is what I was told.\nBye\n\nMove this file to Approved/ ok\n"
+    assert section(quoted, "Message", footer) == "Move this file to Approved/ is what I was told.\nBye"
+    assert section("## Message\nno footer\n", "Message", footer) is None
+    assert section("nothing", "Message", footer) is None
 
 
 # -- policy -------------------------------------------------------------------------------------------
-EMAIL = ActionInfo("gmail_skill", "send_email", read_only=False, channel="email", recipient_param="to")
+EMAIL = ActionInfo("gmail_skill", "send_email", read_only=False, channel="email", recipient_params=("to", "cc"))
 PAY = ActionInfo("odoo_skill", "pay", read_only=False, channel="payment", irreversible=True, amount_param="amount")
 
 
@@ -148,6 +152,8 @@ policy:
     limited = policy.decide(EMAIL, {"to": "jane@example.com"}, now=noon, take_rate_slot=lambda c, n: next(slots))
     assert not limited.auto and limited.rule == "rate-limit"
     assert "new contact" in policy.decide(EMAIL, {"to": "x@y.z"}, now=noon).reason
+    sneaky = policy.decide(EMAIL, {"to": "Jane <jane@example.com>", "cc": "eve@evil.example"}, now=noon)
+    assert not sneaky.auto and "eve@evil.example" in sneaky.reason
     assert policy.decide(EMAIL, {"to": "jane@example.com"}, now=dt.datetime(2026, 11, 24, 23, 0)).rule == "quiet-hours"
     assert policy.decide(PAY, {"amount": 30}, now=noon).auto
     assert policy.decide(PAY, {"amount": 45}, now=noon).rule == "small-payments"
@@ -163,6 +169,18 @@ def test_broken_handbook_keeps_the_last_good_policy(tmp_path):
     handbook.write_text("```yaml\npolicy:\n  auto_approve: [unclosed\n```\n")
     os.utime(handbook, (1, 1))
     assert len(source.current().auto_approve) == 1 and "policy ignored" in source.error
+
+
+@pytest.mark.parametrize("planning, where", [
+    ("planning: [rule]", "planning[0] must be a mapping"),
+    ("planning:\n  - {when: {type: email}, steps: [test_skill.record]}", "planning[0].steps[0]"),
+    ("planning:\n  - {when: email, steps: [{skill: s, action: a}]}", "planning[0].when"),
+    ("planning:\n  - {when: {type: email}}", "planning[0].steps must be a non-empty list"),
+])
+def test_broken_planning_rules_are_refused_when_read(planning, where):
+    from core.policy import PolicyError
+    with pytest.raises(PolicyError, match=re.escape(where)):
+        policy_from_markdown(f"```yaml\n{planning}\n```\n")
 
 
 # -- secrets ------------------------------------------------------------------------------------------

@@ -161,7 +161,8 @@ def test_send_without_grant_files_a_request_and_sends_nothing(srv, fake):
     assert r.status_code == 403 and body["error_code"] == "APPROVAL_REQUIRED"
     [request] = md_files(srv.vault.root / "Pending_Approval")
     meta = front(request)
-    assert meta["id"] == body["approval_id"] and meta["task_id"] == "client-7"
+    # A client's task id never becomes the request's: it could take a real task's plan slot.
+    assert meta["id"] == body["approval_id"] and meta["task_id"].startswith("mcp-")
     assert (meta["skill"], meta["action"], meta["reason"]) == ("gmail_skill", "send_email",
                                                                "requested by an MCP client; needs your approval")
     assert meta["params"] == {"to": "jane@example.com", "subject": "Quote", "cc": ""}  # the body is the Message
@@ -391,3 +392,11 @@ def test_runs_as_a_process_on_a_fresh_machine(tmp_path):
         if proc.poll() is None:
             proc.kill()
         proc.communicate()
+
+
+def test_a_grant_spent_in_a_dry_run_does_not_send_once_live(srv, fake):
+    grant = owner_grant(srv, MAIL)
+    srv.approvals.set_status(grant, "executed")  # what the agent interface records after a dry run
+    r = send(srv, MAIL, grant_id=grant)
+    assert r.status_code == 403 and r.json()["error_code"] == "APPROVAL_REQUIRED"
+    assert r.json()["approval_id"] != grant and fake.sent == []

@@ -16,7 +16,7 @@ import requests
 
 from core.audit import read_records
 from core.config import Settings
-from core.documents import Document, section
+from core.documents import APPROVAL_FOOTER_PREFIX, Document, section
 from mcp_servers.gmail_connector import GmailConfig, GmailConnector
 from tests.conftest import ROOT, Suite, free_port, make_env, md_files, wait_until
 from tests.fakes.fake_gmail import FakeGmail, write_token_file
@@ -102,7 +102,7 @@ def approve_with_owner_text(m) -> dict:
     request = files[0]
     meta = front(request)
     text = request.read_text("utf-8")
-    drafted = section(Document.parse(text).body, "Message")
+    drafted = section(Document.parse(text).body, "Message", APPROVAL_FOOTER_PREFIX)
     assert drafted.startswith("Dear Jane Doe,") and "Invoice request" in drafted
     request.write_text(text.replace(drafted, OWNER_TEXT), "utf-8")
     shutil.move(request, m.suite.folder("Approved") / request.name)

@@ -52,7 +52,8 @@ def test_drop_to_completed_with_owner_edit(suite):
     assert "waiting for your approval" in (suite.folder("Plans") / f"PLAN_{task_id}.md").read_text()
     assert list(suite.folder("In_Progress").glob(f"*/{task_id}.md")), "the task is claimed while it waits"
 
-    text = request.read_text("utf-8").replace("Hello about quote.txt", "Dear client, here is our quote.")
+    edited = "Dear client, here is our quote.\n\n## Terms\nPayable in 30 days."  # a heading inside the message
+    text = request.read_text("utf-8").replace("Hello about quote.txt", edited)
     request.write_text(text, "utf-8")
     shutil.move(request, suite.folder("Approved") / request.name)
 
@@ -60,7 +61,7 @@ def test_drop_to_completed_with_owner_edit(suite):
     assert done
     runs = suite.runs()
     assert len(runs) == 1
-    assert json.loads(runs[0][2]) == {"note": "quote.txt", "text": "Dear client, here is our quote."}
+    assert json.loads(runs[0][2]) == {"note": "quote.txt", "text": edited}
     assert front(suite.folder("Completed") / request.name)["status"] == "executed"
     task = front(suite.folder("Completed") / f"{task_id}.md")
     assert task["status"] == "completed" and task["outcome"] == "done"
@@ -70,7 +71,7 @@ def test_drop_to_completed_with_owner_edit(suite):
     assert len(executed) == 1
     assert executed[0]["approved_by"] == "owner" and executed[0]["edited_by_owner"] is True
     assert executed[0]["original_parameters"]["text"] == "Hello about quote.txt"
-    assert executed[0]["parameters"]["text"] == "Dear client, here is our quote."
+    assert executed[0]["parameters"]["text"] == edited
     assert "test_skill.record" in (suite.vault / "Audit_Log.md").read_text()
     wait_until(lambda: "Nothing is waiting for your approval" in (suite.vault / "Dashboard.md").read_text(),
                message="the dashboard to catch up")
@@ -132,8 +133,15 @@ def test_forged_approvals_are_refused(suite):
     wait_until(lambda: (suite.folder("Rejected") / request.name).exists(), message="the replay refused")
     assert "at most once" in front(suite.folder("Rejected") / request.name)["refusal_reason"]
     assert [json.loads(p)["note"] for _, _, p in suite.runs()] == ["again.txt"]
+
+    # A symbolic link dropped into Approved/ is refused without reading or copying what it points to.
+    outside = suite.tmp / "outside.md"
+    outside.write_text(copy)
+    os.symlink(outside, suite.folder("Approved") / "LINK.md")
+    wait_until(lambda: (suite.folder("Rejected") / "LINK.md").is_symlink(), message="the link refused")
+    assert outside.read_text() == copy and len(suite.runs()) == 1
     refused = [r for r in audit_records(suite) if r["action_type"] == "approval.refused"]
-    assert len(refused) == 3
+    assert len(refused) == 4
     suite.assert_alive()
 
 
@@ -190,6 +198,26 @@ def test_stop_file_pauses_and_resumes(suite):
     assert md_files(suite.folder("Needs_Action")) and suite.runs() == []
     os.unlink(suite.vault / "STOP")
     wait_until(lambda: len(md_files(suite.folder("Completed"))) == 1, message="the task to complete after STOP")
+
+
+def test_a_task_caught_by_the_stop_file_is_handed_back_and_resumed(suite):
+    """A task this loop had claimed when STOP appeared must not stay claimed after STOP goes."""
+    from core.tasks import build_task
+    (suite.vault / "Company_Handbook.md").write_text(AUTO_HANDBOOK)
+    (suite.vault / "STOP").write_text("")
+    claimed = suite.folder("In_Progress") / "reasoning_loop"
+    claimed.mkdir(parents=True)
+    task_id = "20261124T000000Z-file_drop-00000000aa"
+    doc = build_task(task_id, "file_drop", "filesystem", "x", title="held", content="x",
+                     extra={"file_name": "held.txt", "file": "Attachments/none"})
+    (claimed / f"{task_id}.md").write_text(doc.render())
+    suite.start("loop")
+    suite.start("agent")
+    wait_until(lambda: (suite.folder("Needs_Action") / f"{task_id}.md").exists(), message="the task handed back")
+    assert suite.runs() == []
+    os.unlink(suite.vault / "STOP")
+    wait_until(lambda: (suite.folder("Completed") / f"{task_id}.md").exists(), message="the task to complete")
+    assert len(suite.runs()) == 1
 
 
 def test_unplannable_task_fails_with_reason_and_can_be_retried(suite):

@@ -16,6 +16,7 @@ from core.config import Settings
 from core.daemon import Daemon
 from core.documents import Document
 from core.errors import AuthError, NotConfiguredError, TransientError
+from core.locks import task_lock
 from core.retry import Backoff
 from core.state import StateStore, loads
 from core.tasks import new_task_id, write_new_task
@@ -48,7 +49,12 @@ class BaseWatcher:
             return None
         row = self.state.stage_item(self.source, source_id, new_task_id(kind or self.kind, self.source, source_id), detail)
         task_id = row["task_id"]
-        if self.vault.find_task(task_id) is None:
+        # Under the task's lock, so two producers of one item (the Gmail watcher and process_email)
+        # cannot both see "no task yet" and each write one.
+        with task_lock(self.settings.state_dir, task_id):
+            if self.vault.find_task(task_id) is not None:
+                self.state.finish_item(self.source, source_id)
+                return task_id
             doc = make(task_id, loads(row["detail"]) or {})
             try:
                 write_new_task(self.vault, doc)

@@ -22,7 +22,7 @@ def _db(ctx: ActionContext) -> sqlite3.Connection:
 @skill.action(schema={"type": "object", "additionalProperties": False, "required": ["note"],
                       "properties": {"note": {"type": "string"}, "text": {"type": "string"},
                                      "to": {"type": "string"}}},
-              channel="email", text_param="text", recipient_param="to")
+              channel="email", text_param="text", recipient_params=("to",))
 def record(params: dict, ctx: ActionContext) -> dict:
     delay = float(ctx.settings.env.get("TEST_SKILL_DELAY", "0") or 0)
     if delay:
