@@ -143,6 +143,13 @@ def main() -> int:
             while not (vault / folder).exists() and time.monotonic() < deadline:
                 time.sleep(0.05)
         time.sleep(1.0)  # let every process finish starting before the clock runs
+        # Start on a quiet filesystem. ext4 without a journal (this VM's root) will not reuse an inode
+        # freed in the last 5 s, or the last 300 s while its inode-table block is dirty, and every
+        # inode allocation walks past each such inode: a previous run's cleanup (thousands of files)
+        # made file creation here 3-6x slower and the figures noisy. Writing the dirty blocks back and
+        # waiting out the 5 s leaves only what this run itself frees.
+        os.sync()
+        time.sleep(6.0)
         results = [("burst", run_phase(vault, staging, args.tasks, None, "burst"))]
         if args.paced:
             results.append((f"paced {args.rate:g}/s", run_phase(vault, staging, args.paced, args.rate, "paced")))

@@ -23,33 +23,41 @@ FIELDS = ("timestamp", "action_type", "actor", "target", "parameters", "approval
 
 class _Appender:
     """Appends whole records with one write() on an O_APPEND descriptor kept open between records.
-    It reopens when the file was deleted or replaced (the owner may clear Audit_Log.md)."""
+    It reopens when the file was deleted or replaced (the owner may clear Audit_Log.md): one stat
+    of the path per record, compared with the inode the descriptor was opened on."""
 
     def __init__(self) -> None:
-        self._fds: dict[Path, int] = {}
+        self._fds: dict[str, tuple[int, int, int]] = {}  # path -> (fd, st_dev, st_ino)
         self._lock = threading.Lock()
 
-    def append(self, path: Path, text: str, header: str | None = None) -> None:
+    def append(self, path: str, text: str, header: str | None = None) -> None:
+        data = text.encode("utf-8")
         with self._lock:
-            fd = self._fds.get(path)
-            if fd is not None:
+            held = self._fds.get(path)
+            size = -1
+            if held is not None:
                 try:
-                    same = os.stat(path).st_ino == os.fstat(fd).st_ino
+                    st = os.stat(path)
                 except FileNotFoundError:
-                    same = False
-                if not same:
-                    os.close(fd)
-                    fd = None
-            if fd is None:
+                    st = None
+                if st is not None and st.st_ino == held[2] and st.st_dev == held[1]:
+                    size = st.st_size
+                else:
+                    os.close(held[0])
+                    del self._fds[path]
+                    held = None
+            if held is None:
                 if len(self._fds) > 8:  # yesterday's log files
                     for old in self._fds.values():
-                        os.close(old)
+                        os.close(old[0])
                     self._fds.clear()
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-                self._fds[path] = fd
-            if header is not None and os.fstat(fd).st_size == 0:
-                text = header + text
-            os.write(fd, text.encode("utf-8"))
+                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                st = os.fstat(fd)
+                held = self._fds[path] = (fd, st.st_dev, st.st_ino)
+                size = st.st_size
+            if header is not None and size == 0:
+                data = header.encode("utf-8") + data
+            os.write(held[0], data)
 
 
 _appender = _Appender()
@@ -67,14 +75,17 @@ class AuditLog:
         self.logs = Path(vault_root) / "Logs"
         self.table = Path(vault_root) / "Audit_Log.md"
         self.actor = actor
+        self._logs_prefix = os.path.join(self.logs, "")
+        self._table = str(self.table)
 
     def record(self, action_type: str, *, target: str = "", parameters: Any = None,
                approval_status: str = "not_required", approved_by: str | None = None,
                result: Any = "ok", task_id: str | None = None, idempotency_key: str | None = None,
                actor: str | None = None, **extra: Any) -> dict:
-        now = dt.datetime.now(dt.timezone.utc)
+        stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        day = stamp[:10]
         entry = {
-            "timestamp": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "timestamp": stamp,
             "action_type": action_type,
             "actor": actor or self.actor,
             "target": target,
@@ -87,15 +98,16 @@ class AuditLog:
         }
         entry.update(redact(extra))
         line = json.dumps(entry, ensure_ascii=False, default=str) + "\n"
+        log_file = f"{self._logs_prefix}{day}.jsonl"
         try:
-            _append(self.logs / f"{now:%Y-%m-%d}.jsonl", line)
+            _append(log_file, line)
         except FileNotFoundError:
             self.logs.mkdir(parents=True, exist_ok=True)
-            _append(self.logs / f"{now:%Y-%m-%d}.jsonl", line)
-        row = (f"| {now:%Y-%m-%d %H:%M:%S} | {_cell(action_type)} | {_cell(entry['actor'])} | {_cell(target)} "
+            _append(log_file, line)
+        row = (f"| {day} {stamp[11:19]} | {_cell(action_type)} | {_cell(entry['actor'])} | {_cell(target)} "
                f"| {_cell(approval_status)}{' by ' + _cell(approved_by) if approved_by else ''} "
                f"| {_cell(entry['result'])} | {_cell(task_id or '')} |\n")
-        _append(self.table, row, header=AUDIT_HEADER)
+        _append(self._table, row, header=AUDIT_HEADER)
         return entry
 
     def __call__(self, **kwargs: Any) -> dict:

@@ -27,8 +27,43 @@ _BaseDumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+_STR, _INT, _BOOL, _NULL = ("tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:bool",
+                             "tag:yaml.org,2002:null")
+_implicit_tags: dict[str, str] = {}  # plain scalar text -> the tag it would resolve to
+
+
 class _Dumper(_BaseDumper):  # type: ignore[misc, valid-type]
-    pass
+    """The safe dumper with shortcuts for what frontmatter is made of. The output is exactly the
+    safe dumper's: the common scalar types skip the generic dispatch and come out as their own
+    representers make them, and the emitter's question "what would this text resolve to" is
+    answered from a cache (the answer depends only on the text: no path resolvers are registered)."""
+
+    def represent_data(self, data: Any) -> yaml.Node:
+        kind = type(data)
+        if kind is str:
+            style = "|" if "\n" in data else self.default_style
+            return yaml.ScalarNode(_STR, data, style=style)
+        if kind is int:
+            return yaml.ScalarNode(_INT, str(data), style=self.default_style)
+        if kind is bool:
+            return yaml.ScalarNode(_BOOL, "true" if data else "false", style=self.default_style)
+        if data is None:
+            return yaml.ScalarNode(_NULL, "null", style=self.default_style)
+        return super().represent_data(data)
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> Any:
+        if kind is yaml.ScalarNode and not self.yaml_path_resolvers:
+            if not implicit[0]:
+                return self.DEFAULT_SCALAR_TAG
+            if not implicit[1]:
+                tag = _implicit_tags.get(value)
+                if tag is None:
+                    tag = super().resolve(kind, value, implicit)
+                    if len(_implicit_tags) >= 4096:
+                        _implicit_tags.clear()
+                    _implicit_tags[value] = tag
+                return tag
+        return super().resolve(kind, value, implicit)
 
 
 def _str_presenter(dumper: yaml.SafeDumper, value: str) -> yaml.Node:

@@ -39,7 +39,32 @@ class Executor:
         self.sleep = sleep
 
     def run(self, skill: str, action_name: str, params: dict, *, key: str, task_id: str | None,
-            grant_id: str | None) -> Execution:
+            grant_id: str | None, on_done: Callable[[Execution], object] | None = None) -> Execution:
+        """Run the action once for ``key``. ``on_done(execution)``, when given, records what the caller
+        keeps about the outcome in the same transaction as the ledger's final entry, so the two
+        commit together; if it fails, the ledger entry is still committed and its error re-raised."""
+        final: list[tuple] = []  # the ledger's final entry, written with on_done
+        execution = self._run(skill, action_name, params, key=key, task_id=task_id, grant_id=grant_id, final=final)
+        if not final and on_done is None:
+            return execution
+        failure: BaseException | None = None
+        with self.state.transaction() as db:
+            for status, result, error in final:
+                self.state.ledger_finish(key, status, result=result, error=error)
+            if on_done is not None:
+                db.execute("SAVEPOINT on_done")
+                try:
+                    on_done(execution)
+                except Exception as err:  # the ledger's record of what happened must stand regardless
+                    db.execute("ROLLBACK TO on_done")
+                    failure = err
+                db.execute("RELEASE on_done")
+        if failure is not None:
+            raise failure
+        return execution
+
+    def _run(self, skill: str, action_name: str, params: dict, *, key: str, task_id: str | None,
+             grant_id: str | None, final: list[tuple]) -> Execution:
         ctx = ActionContext(idempotency_key=key, task_id=task_id, grant_id=grant_id, dry_run=self.dry_run,
                             settings=self.settings)
         before = self.state.ledger_get(key)
@@ -59,7 +84,7 @@ class Executor:
             self.state.ledger_begin(key, skill, action_name)
             outcome = self.registry.invoke(skill, action_name, params, ctx)
             if outcome.success:
-                self.state.ledger_finish(key, "succeeded", result=outcome.data)
+                final.append(("succeeded", outcome.data, None))  # committed by run(), with on_done
                 return Execution(outcome, attempt)
             if outcome.unknown:
                 self.state.ledger_finish(key, "unknown", error=outcome.error)
@@ -73,7 +98,7 @@ class Executor:
                 self.state.ledger_finish(key, "pending", error=outcome.error)
                 self.sleep(self.backoff.delay(attempt))
                 continue
-            self.state.ledger_finish(key, "failed", error=outcome.error)
+            final.append(("failed", None, outcome.error))
             return Execution(outcome, attempt)
 
     def _reconcile(self, action: Action, params: dict, ctx: ActionContext, key: str) -> Execution | None:

@@ -7,7 +7,9 @@ the crash model the suite promises; each process opens its own connection.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -62,6 +64,48 @@ def loads(text: str | None) -> Any:
     return None if text is None else json.loads(text)
 
 
+class _Writer:
+    """The write lock of one database for this process: a thread lock, then an flock of
+    ``<db>.lock`` (released by the kernel if the process dies). One per database and process,
+    shared by every StateStore on it, so two stores in one thread cannot deadlock each other."""
+
+    def __init__(self, path: Path) -> None:
+        self.lock = threading.RLock()
+        self.fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        self.depth = 0
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+        if self.depth == 0:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX)
+            except BaseException:
+                self.lock.release()
+                raise
+        self.depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.depth -= 1
+        try:
+            if self.depth == 0:
+                fcntl.flock(self.fd, fcntl.LOCK_UN)
+        finally:
+            self.lock.release()
+
+
+_writers: dict[tuple[int, str], _Writer] = {}
+_writers_lock = threading.Lock()
+
+
+def _writer_for(path: Path) -> _Writer:
+    key = (os.getpid(), os.path.realpath(path))  # a forked child must not share the parent's flock
+    with _writers_lock:
+        found = _writers.get(key)
+        if found is None:
+            found = _writers[key] = _Writer(path)
+        return found
+
+
 class StateStore:
     """Thin typed access to the tables; every method is one short transaction."""
 
@@ -69,7 +113,7 @@ class StateStore:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        self._write_lock = threading.RLock()
+        self._writer = _writer_for(self.path)
         self._connect().executescript(SCHEMA)  # idempotent; executescript manages its own transaction
 
     # -- connection -------------------------------------------------------------------------------
@@ -87,16 +131,32 @@ class StateStore:
 
     @contextlib.contextmanager
     def transaction(self, immediate: bool = True) -> Iterator[sqlite3.Connection]:
-        # Threads of one process queue on a plain lock: SQLite's own busy handler would make a
-        # waiting thread sleep for milliseconds while the write lock is held for microseconds.
-        with self._write_lock:
+        """One write transaction. Re-entrant: a transaction opened inside another (same store, same
+        thread) joins it, so a caller can make several updates commit together (or not at all)."""
+        local = self._local
+        if getattr(local, "depth", 0):
+            local.depth += 1
+            try:
+                yield self._connect()
+            finally:
+                local.depth -= 1
+            return
+        # Writers queue on a lock that wakes the next one the moment it is free: threads of this
+        # process on a thread lock, processes on an flock of a lock file beside the database.
+        # SQLite's own busy handler would make a waiting writer sleep for milliseconds while the
+        # write lock is held for microseconds. (busy_timeout still covers other SQLite clients.)
+        with self._writer:
             db = self._connect()
             db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            local.depth = 1
             try:
                 yield db
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:  # an error may have rolled it back already
+                    db.execute("ROLLBACK")
                 raise
+            finally:
+                local.depth = 0
             db.execute("COMMIT")
 
     def query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
@@ -150,6 +210,8 @@ class StateStore:
         The one commit that is fsynced (synchronous=FULL): once an action may have left the
         machine, the record that it was attempted must survive even a power cut, or a restart
         could do it again without reconciling first."""
+        if getattr(self._local, "depth", 0):  # joining an open transaction would defer its commit
+            raise RuntimeError("ledger_begin must commit on its own, before the action runs")
         db = self._connect()
         db.execute("PRAGMA synchronous=FULL")
         try:

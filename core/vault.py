@@ -136,6 +136,8 @@ class Vault:
             raise OutsideVaultError(f"{path} is outside the vault")
         if not _resolves_inside(os.path.dirname(absolute), root):
             raise OutsideVaultError(f"{path} resolves outside the vault")
+        if isinstance(path, Path) and str(path) == absolute:
+            return path  # already in canonical form: no need to build it again
         return Path(absolute)
 
     def relative(self, path: Path) -> str:
@@ -148,7 +150,8 @@ class Vault:
         atomic, but a power cut may roll them back, and the next render repairs them."""
         path = self.check_inside(path)
         payload = data.encode("utf-8") if isinstance(data, str) else data
-        tmp = path.parent / f"{TMP_PREFIX}{unique_suffix()}"
+        folder = os.path.dirname(path)
+        tmp = os.path.join(folder, f"{TMP_PREFIX}{unique_suffix()}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         try:
             view = memoryview(payload)
@@ -171,7 +174,7 @@ class Vault:
         if self.durable and exclusive:
             # A new file must survive a power cut once we report it written (the watcher's journal
             # moves on); a rewrite that is lost leaves the previous version, which is consistent.
-            fsync_dir(path.parent)
+            fsync_dir(folder)
         return path
 
     def move(self, src: Path, dest_dir: Path, name: str | None = None) -> Path:
@@ -235,7 +238,7 @@ class Vault:
             return None  # not a name we could have given a task file: never glob or join it
         name = f"{task_id}.md"
         for folder in TASK_FOLDERS:
-            base = self.root / folder
+            base = os.path.join(self._root_str, folder)
             if folder == "In_Progress":
                 try:
                     agents = [e.path for e in os.scandir(base) if e.is_dir(follow_symlinks=False)]
@@ -244,8 +247,8 @@ class Vault:
                 for agent in agents:
                     if os.path.exists(os.path.join(agent, name)):
                         return Path(agent) / name
-            elif (base / name).exists():
-                return base / name
+            elif os.path.exists(os.path.join(base, name)):
+                return Path(base) / name
         return None
 
     def markdown_files(self, folder: Path) -> list[Path]:

@@ -12,6 +12,7 @@ import fcntl
 import logging
 import mimetypes
 import os
+import stat
 import sys
 import threading
 import time
@@ -127,11 +128,11 @@ class FilesystemWatcher(BaseWatcher):
         except FileNotFoundError:
             self._seen.pop(name, None)
             return None
-        if path.is_symlink():
+        if stat.S_ISLNK(st.st_mode):
             return self._reject(path, "symbolic links are not followed: drop the file itself, not a link to it")
-        if path.is_dir():
+        if stat.S_ISDIR(st.st_mode):
             return self._reject(path, "folders are not taken: drop the files inside it one by one")
-        if not path.is_file():
+        if not stat.S_ISREG(st.st_mode):
             return self._reject(path, "only regular files can be dropped here")
         if not from_event or st.st_size == 0:
             # A rescan (or an empty file) may meet a file that is still being written: wait until
@@ -209,7 +210,10 @@ class FilesystemWatcher(BaseWatcher):
     def _find_original(self, detail: dict) -> Path | None:
         # The exact bytes of the name: it may not be valid UTF-8, and the journal keeps only text.
         candidate = self.inbox / os.fsdecode(bytes.fromhex(detail["name_hex"]))
-        return candidate if candidate.is_file() and not candidate.is_symlink() else None
+        try:
+            return candidate if stat.S_ISREG(os.lstat(candidate).st_mode) else None  # a link is never followed
+        except OSError:
+            return None
 
 
 def main() -> int:
