@@ -19,7 +19,7 @@ from pathlib import Path
 from core.approvals import EXECUTED, FAILED as APR_FAILED, PENDING as APR_PENDING, REJECTED as APR_REJECTED, \
     EXPIRED as APR_EXPIRED, Refused, grant_from_row
 from core.config import Settings
-from core.daemon import Daemon, FolderFeed, setup_logging
+from core.daemon import Daemon, FolderFeed, run_daemon
 from core.dashboard import DashboardWriter, age, count_files, process_rows, COUNTED
 from core.documents import Document, DocumentError, iso, utcnow
 from core.errors import AIEmployeeError
@@ -329,11 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"configuration error: {err}", file=sys.stderr)
         return 2
     if args.command == "run":
-        setup_logging(settings, "agent-interface")
-        agent = AgentInterface(settings)
-        agent.daemon.install_signal_handlers()
-        agent.run()
-        return 0
+        return run_daemon("agent-interface", AgentInterface, settings=settings)
     logging.basicConfig(level=logging.WARNING)
     wf = Workflow.open(settings, actor="owner")
     return {"status": cmd_status, "pending": cmd_pending, "approve": cmd_approve, "reject": cmd_reject,

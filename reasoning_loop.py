@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from core.config import Settings, env_int
-from core.daemon import Daemon, FolderFeed, setup_logging
+from core.daemon import Daemon, FolderFeed, run_daemon
 from core.documents import DocumentError
 from core.locks import task_lock
 from core.planning import NoPlan, PlanContext, Planner, RuleBasedPlanner
@@ -189,13 +189,7 @@ class ReasoningLoop:
 
 
 def main() -> int:
-    settings = Settings.from_env()
-    setup_logging(settings, "reasoning-loop")
-    loop = ReasoningLoop(settings)
-    loop.daemon.install_signal_handlers()
-    loop.run()
-    log.info("reasoning loop stopped")
-    return 0
+    return run_daemon("reasoning-loop", ReasoningLoop)
 
 
 if __name__ == "__main__":

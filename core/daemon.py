@@ -10,13 +10,32 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 from inotify_simple import INotify, flags
 
 from core.config import Settings
+from core.errors import ConfigError
 from core.state import StateStore
 
 log = logging.getLogger(__name__)
+
+
+def run_daemon(name: str, build: Callable[[Settings], Any], method: str = "run",
+               settings: Settings | None = None) -> int:
+    """The entry point every daemon shares: settings (a bad value exits 2 naming the variable),
+    logging, SIGTERM/SIGINT handling, then ``build(settings).<method>()`` until stopped."""
+    try:
+        settings = settings or Settings.from_env()
+    except ConfigError as err:
+        print(f"{name}: configuration error: {err}", file=sys.stderr)
+        return 2
+    setup_logging(settings, name)
+    worker = build(settings)
+    worker.daemon.install_signal_handlers()
+    getattr(worker, method)()
+    log.info("%s stopped", name)
+    return 0
 
 
 def setup_logging(settings: Settings, name: str) -> None:

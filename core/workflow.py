@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 
 from core.approvals import APPROVED, EXECUTED, FAILED as APR_FAILED, PENDING as PENDING_APPROVAL, Approvals, Grant, grant_from_row
 from core.audit import AuditLog

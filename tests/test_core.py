@@ -5,7 +5,6 @@ import datetime as dt
 import os
 import re
 import sqlite3
-from pathlib import Path
 
 import pytest
 

@@ -3,7 +3,6 @@ afterwards every task is in exactly one terminal folder and every action ran exa
 from __future__ import annotations
 
 import collections
-import os
 import random
 import shutil
 import threading

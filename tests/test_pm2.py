@@ -222,7 +222,7 @@ def test_ecosystem_starts_restarts_processes_and_stops(pm2: Pm2) -> None:
     pm2.eventually(lambda: not any(_alive(pid) for pid in pids.values()), "the processes to exit", timeout=10)
     assert stopped_in < KILL_TIMEOUT, f"pm2 stop took {stopped_in:.1f}s: a process ignored SIGTERM"
     assert "sending SIGKILL" not in (pm2.home / "pm2.log").read_text("utf-8", "replace")
-    assert "reasoning loop stopped" in (pm2.log_dir / "reasoning-loop.out.log").read_text("utf-8", "replace")
+    assert "reasoning-loop stopped" in (pm2.log_dir / "reasoning-loop.out.log").read_text("utf-8", "replace")
 
     print(f"\npm2 timings: healthy {started:.2f}s after start, restarted {back_after:.2f}s after kill -9, "
           f"approval {flowed_after:.2f}s after the drop, stopped in {stopped_in:.2f}s")

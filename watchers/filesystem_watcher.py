@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from core.config import Settings, env_int
-from core.daemon import FolderFeed, setup_logging
+from core.daemon import FolderFeed, run_daemon
 from core.documents import fence
 from core.tasks import build_task
 from core.vault import safe_name
@@ -217,12 +217,7 @@ class FilesystemWatcher(BaseWatcher):
 
 
 def main() -> int:
-    settings = Settings.from_env()
-    setup_logging(settings, "watcher-files")
-    watcher = FilesystemWatcher(settings)
-    watcher.daemon.install_signal_handlers()
-    watcher.run()
-    return 0
+    return run_daemon("watcher-files", FilesystemWatcher)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from typing import Any
 
 from core.audit import AuditLog
 from core.config import Settings, env_float
-from core.daemon import setup_logging
+from core.daemon import run_daemon
 from core.documents import Document, fence
 from core.errors import NotFoundError, TransientError
 from core.state import StateStore
@@ -176,13 +176,7 @@ class GmailWatcher(BaseWatcher):
 
 
 def main() -> int:
-    settings = Settings.from_env()
-    setup_logging(settings, PROCESS)
-    watcher = GmailWatcher(settings)
-    watcher.daemon.install_signal_handlers()
-    watcher.run_polling()
-    log.info("gmail watcher stopped")
-    return 0
+    return run_daemon(PROCESS, GmailWatcher, "run_polling")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ model answers ``{"steps": [], "summary": "No action is needed."}``.
 """
 from __future__ import annotations
 
-import asyncio
 import itertools
 import json
 import threading
