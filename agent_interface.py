@@ -198,7 +198,6 @@ class AgentInterface:
             task = Task.load(path)
         except DocumentError:
             return
-        self.wf.write_plan(task)
         where = self.wf.settle(task)
         if where == "active" and path.parent.parent.name == "In_Progress":
             if any(s.status == PENDING for s in self.wf.plans.steps(task_id)):

@@ -172,12 +172,10 @@ class ReasoningLoop:
                     self.wf.act(task, step)
             steps = self.wf.plans.steps(task.id)
             changed = before != [(s.no, s.status) for s in steps] or bool(proposed)
-            # plan file, then check; settle records the round (with the outcome, if the task finishes)
+            # check; settle records the round (with the outcome, if the task finishes) and the plan file
             waiting = any(s.status == WAITING for s in steps)
-            where = self.wf.settle(task, steps=steps,  # writes the plan file itself when the task finishes
+            where = self.wf.settle(task, steps=steps,  # writes the plan file too
                                    round_state=(round_no, "waiting_for_approval" if waiting else "active", note))
-            if where in ("waiting", "active"):
-                self.wf.write_plan(task, steps=steps)
             if where in ("Completed", "Failed", "waiting"):
                 return round_no, where
             if not changed:

@@ -132,6 +132,7 @@ class Workflow:
     def settle(self, task: Task, *, note: str | None = None, fail_reason: str | None = None,
                steps: list[Step] | None = None, round_state: tuple[int, str, str | None] | None = None) -> str:
         """Move the task to its terminal folder when every step has ended; report where it is.
+        The plan file is written in every case.
 
         ``steps``: the task's steps as just read from the store. ``round_state``: the
         ``(rounds, status, note)`` the caller records for this round; settle records it (once)
@@ -140,6 +141,7 @@ class Workflow:
         if fail_reason is None and not all(s.status in TERMINAL for s in steps):
             if round_state is not None:
                 self.plans.set_round(task.id, *round_state)
+            self.write_plan(task, steps=steps)  # before the task says "waiting": the owner finds the plan
             if any(s.status == WAITING for s in steps) and not any(s.status == PENDING for s in steps):
                 if task.meta.get("status") != "waiting_for_approval":
                     update_task(self.vault, task.path, task.doc, status="waiting_for_approval")

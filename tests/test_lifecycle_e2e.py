@@ -48,8 +48,8 @@ def test_drop_to_completed_with_owner_edit(suite):
     assert meta["type"] == "approval_request" and meta["status"] == "pending"
     assert meta["skill"] == "test_skill" and meta["action"] == "record" and meta["params"] == {"note": "quote.txt"}
     task_id = meta["task_id"]
-    assert (suite.folder("Plans") / f"PLAN_{task_id}.md").exists()
-    assert "waiting for your approval" in (suite.folder("Plans") / f"PLAN_{task_id}.md").read_text()
+    plan = suite.folder("Plans") / f"PLAN_{task_id}.md"  # written at the end of the round that filed the request
+    wait_until(lambda: plan.exists() and "waiting for your approval" in plan.read_text(), message="the plan file")
     assert list(suite.folder("In_Progress").glob(f"*/{task_id}.md")), "the task is claimed while it waits"
 
     edited = "Dear client, here is our quote.\n\n## Terms\nPayable in 30 days."  # a heading inside the message
