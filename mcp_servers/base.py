@@ -6,6 +6,7 @@ A concrete server declares its `Tool`s, its health checks and its long-lived res
 from __future__ import annotations
 
 import asyncio
+import inspect
 import json
 import logging
 import sys
@@ -103,8 +104,11 @@ async def _health(request: web.Request) -> web.Response:
     checks: dict[str, Any] = {}
     if checks_fn is not None:
         try:
-            async with asyncio.timeout(HEALTH_TIMEOUT):
-                checks = dict(await checks_fn())
+            result = checks_fn()
+            if inspect.isawaitable(result):  # checks that wait on I/O get a deadline; instant ones need none
+                async with asyncio.timeout(HEALTH_TIMEOUT):
+                    result = await result
+            checks = dict(result)
         except TimeoutError:
             checks = {"health_checks": {"status": "degraded", "detail": f"timed out after {HEALTH_TIMEOUT}s"}}
         except Exception:  # noqa: BLE001 - a failing check is a degraded server, not a broken one

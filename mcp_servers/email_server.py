@@ -137,7 +137,7 @@ def build_app(settings: Settings, *, gmail: GmailConnector | None = None) -> web
                              precheck=lambda: require_gmail(intake))
     pulse = Pulse(Daemon(ACTOR, state), intake, f"serving on port {settings.mcp_ports[SERVICE]}")
 
-    async def checks() -> dict:
+    def checks() -> dict:  # instant (one stat and a timestamp): no deadline needed
         gmail_check = ({"status": "healthy", "detail": "token present"} if intake.gmail.is_configured() else
                        {"status": "not_configured",
                         "detail": f"no token at {intake.config.token_file}; run python -m mcp_servers.gmail_auth"})

@@ -72,7 +72,8 @@ class Audit(Protocol):
                  idempotency_key: str | None) -> Any: ...
 
 
-HealthChecks = Callable[[], Awaitable[dict]]
+# A check that waits on I/O is a coroutine and gets a deadline; an instant one may be a plain function.
+HealthChecks = Callable[[], Awaitable[dict] | dict]
 
 
 @dataclass(frozen=True)
