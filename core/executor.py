@@ -81,7 +81,7 @@ class Executor:
         attempt = 0
         while True:
             attempt += 1
-            self.state.ledger_begin(key, skill, action_name)
+            self.state.ledger_begin(key, skill, action_name, durable=action.channel != "local")
             outcome = self.registry.invoke(skill, action_name, params, ctx)
             if outcome.success:
                 final.append(("succeeded", outcome.data, None))  # committed by run(), with on_done

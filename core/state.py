@@ -204,14 +204,17 @@ class StateStore:
         rows = self.query("SELECT * FROM ledger WHERE key=?", (key,))
         return rows[0] if rows else None
 
-    def ledger_begin(self, key: str, skill: str, action: str) -> sqlite3.Row:
+    def ledger_begin(self, key: str, skill: str, action: str, *, durable: bool = True) -> sqlite3.Row:
         """Mark ``key`` as sending (one more attempt) and return the row as it was before.
 
-        The one commit that is fsynced (synchronous=FULL): once an action may have left the
+        ``durable``: the commit is fsynced (synchronous=FULL). Once an action may leave the
         machine, the record that it was attempted must survive even a power cut, or a restart
-        could do it again without reconciling first."""
+        could do it again without reconciling first. An action that stays on the machine (filing
+        into the vault) has nothing outside to duplicate, so it skips that fsync."""
         if getattr(self._local, "depth", 0):  # joining an open transaction would defer its commit
             raise RuntimeError("ledger_begin must commit on its own, before the action runs")
+        if not durable:
+            return self._ledger_begin(key, skill, action)
         db = self._connect()
         db.execute("PRAGMA synchronous=FULL")
         try:
