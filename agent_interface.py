@@ -281,7 +281,7 @@ def cmd_retry(wf: Workflow, args: argparse.Namespace) -> int:
     path = wf.vault.find_task(args.id)
     if path is None or path.parent.name != "Failed":
         raise SystemExit(f"no task {args.id!r} in Failed/")
-    with task_lock(wf.settings.state_dir, args.id):
+    with task_lock(wf.settings.state_dir, args.id), wf.state.transaction():  # all of the plan's change, or none
         steps = wf.plans.steps(args.id)
         again = [ProposedStep(s.skill, s.action, s.params, s.title) for s in steps if s.status == FAILED]
         for s in steps:
