@@ -47,7 +47,7 @@ class AgentInterface:
         self.daemon.beat("healthy", "watching Approved/ and Rejected/", force=True)
         for path in self.wf.vault.markdown_files(self.claimed):  # resume what we held before a crash
             self.handle_approved(path, recovering=True)
-        next_sweep = next_dashboard = 0.0
+        next_sweep = next_dashboard = next_janitor = 0.0
         with FolderFeed(self.wf.vault.folder("Approved"), self.settings.rescan_seconds) as approved, \
                 FolderFeed(self.wf.vault.folder("Rejected"), self.settings.rescan_seconds) as rejected:
             while not self.daemon.stop.is_set():
@@ -61,6 +61,9 @@ class AgentInterface:
                 if now >= next_sweep:
                     self.guard(self.expire_due)
                     next_sweep = now + min(30.0, self.settings.rescan_seconds)
+                if now >= next_janitor:
+                    self.guard(self.wf.vault.remove_stale_temporaries)
+                    next_janitor = now + 3600.0
                 if now >= next_dashboard:
                     self.guard(self.dashboard.refresh)
                     next_dashboard = now + 2.0

@@ -67,13 +67,15 @@ class ReasoningLoop:
                     self.daemon.beat("stopped", "STOP file present: not taking new tasks")
                     self.daemon.stop.wait(0.5)
                     continue
-                self.daemon.beat("healthy", f"planner: {self.planner.name}")
+                self.wf.policy.current()  # re-reads the handbook when it changed; one stat otherwise
+                if self.wf.policy.error:
+                    self.daemon.beat("degraded", self.wf.policy.error)
+                else:
+                    self.daemon.beat("healthy", f"planner: {self.planner.name}")
                 for path in feed.wait(self.daemon.stop):
                     if self.daemon.stop.is_set() or self.stop_file.exists():
                         break
                     self.consider(path, from_event=not feed.last_was_rescan)
-                if self.wf.policy.error:
-                    self.daemon.beat("degraded", self.wf.policy.error)
 
     def consider(self, path: Path, *, from_event: bool = False) -> None:
         if path.parent != self.inbox:

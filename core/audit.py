@@ -17,8 +17,6 @@ AUDIT_HEADER = (
     "| time (UTC) | action | actor | target | approval | result | task |\n"
     "|---|---|---|---|---|---|---|\n"
 )
-FIELDS = ("timestamp", "action_type", "actor", "target", "parameters", "approval_status",
-          "approved_by", "result", "task_id", "idempotency_key")
 
 
 class _Appender:

@@ -261,16 +261,20 @@ class Vault:
             names = sorted(e.name for e in entries if e.name.endswith(".md") and not e.name.startswith("."))
         return [folder / n for n in names]
 
-    def remove_stale_temporaries(self, folder: Path, older_than: float = 3600.0) -> int:
-        """Janitor: a temporary left by a crash is never published; drop it after a while."""
+    def remove_stale_temporaries(self, older_than: float = 3600.0) -> int:
+        """Janitor: a temporary left by a process killed mid-write is never published; drop it after
+        a while. Only our own folders: Inbox/ belongs to the owner's tools."""
+        folders = [self.root] + [self.root / name for name in FOLDERS if name != "Inbox"]
+        folders += [p for p in (self.root / "In_Progress").glob("*/") if not p.is_symlink()]
         removed = 0
         now = time.time()
-        for entry in folder.glob(f"{TMP_PREFIX}*"):
-            try:
-                if now - entry.stat().st_mtime > older_than:
-                    entry.unlink()
-                    removed += 1
-            except FileNotFoundError:
-                pass
+        for folder in folders:
+            for entry in folder.glob(f"{TMP_PREFIX}*"):
+                try:
+                    if not entry.is_symlink() and entry.is_file() and now - entry.stat().st_mtime > older_than:
+                        entry.unlink()
+                        removed += 1
+                except FileNotFoundError:
+                    pass
         return removed
 

@@ -50,6 +50,7 @@ def test_inbox_corpus(suite, tmp_path):
     os.symlink(outside, inbox / "link-to-secret.txt")
     (inbox / "a-folder").mkdir()
     (inbox / "empty.txt").write_bytes(b"")
+    (inbox / ".hidden-editor-swap").write_bytes(b"left alone, as the README says")
     # A file still being written: it must become one task with all of its bytes.
     with open(inbox / "slow.txt", "wb") as fh:
         fh.write(b"first half ")
@@ -77,7 +78,7 @@ def test_inbox_corpus(suite, tmp_path):
         assert (suite.vault / "Attachments").resolve() in path.parents, path
         assert path.name.startswith(tasks[name]["id"] + "__") and len(path.name.encode()) < 255
     assert outside.read_text() == "do not touch" and (suite.folder("Quarantine") / "link-to-secret.txt").is_symlink()
-    assert list(inbox.iterdir()) == []
+    assert [p.name for p in inbox.iterdir()] == [".hidden-editor-swap"]
     binary_task = next(p for p in md_files(suite.vault) if tasks["binary.dat"]["id"] in p.name and "PLAN" not in p.name)
     assert "no preview" in binary_task.read_text()
     wait_until(lambda: len(md_files(suite.folder("Pending_Approval"))) == len(expected_tasks), timeout=30,

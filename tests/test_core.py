@@ -302,3 +302,31 @@ def test_state_store_survives_concurrent_processes(tmp_path):
     StateStore(tmp_path / "s.db")
     mode = sqlite3.connect(tmp_path / "s.db").execute("PRAGMA journal_mode").fetchone()[0]
     assert mode == "wal"
+
+
+def test_janitor_removes_only_stale_temporaries_of_our_folders(tmp_path):
+    vault = Vault(tmp_path)
+    vault.ensure_layout()
+    (vault.root / "In_Progress" / "loop").mkdir()
+    stale = [vault.root / "Plans" / ".tmp-1", vault.root / ".tmp-2", vault.root / "In_Progress" / "loop" / ".tmp-3"]
+    fresh, owners = vault.root / "Plans" / ".tmp-4", vault.root / "Inbox" / ".tmp-5"
+    for path in [*stale, fresh, owners]:
+        path.write_text("x")
+    for path in [*stale, owners]:
+        os.utime(path, (1, 1))
+    assert vault.remove_stale_temporaries() == 3
+    assert not any(p.exists() for p in stale) and fresh.exists() and owners.exists()
+
+
+def test_outbox_hands_out_due_items_and_retries_later(tmp_path):
+    state = StateStore(tmp_path / "s.db")
+    first = state.outbox_put("odoo.invoice", {"n": 1})
+    state.outbox_put("odoo.invoice", {"n": 2}, delay=3600)
+    assert [r["id"] for r in state.outbox_due("odoo.invoice")] == [first]
+    state.outbox_retry_later(first, 3600, "Odoo is down")
+    assert state.outbox_due("odoo.invoice") == []
+    state.outbox_retry_later(first, -1, "again")
+    [row] = state.outbox_due("odoo.invoice")
+    assert row["attempts"] == 2 and row["last_error"] == "again"
+    state.outbox_done(first)
+    assert state.outbox_due("odoo.invoice") == []

@@ -237,3 +237,15 @@ def test_sigterm_stops_every_process_cleanly(suite):
     suite.start_all()
     for name in list(suite.procs):
         assert suite.stop(name) == 0
+
+
+def test_a_broken_handbook_keeps_the_last_rules_and_says_so(suite):
+    suite.start_all()
+    handbook = suite.vault / "Company_Handbook.md"
+    handbook.write_text(handbook.read_text().replace("auto_approve: []", "auto_approve: [unclosed"))
+    wait_until(lambda: "policy ignored" in (suite.vault / "Dashboard.md").read_text(), timeout=15,
+               message="the Dashboard to report the broken handbook")
+    assert "policy ignored" in suite.cli("status").stdout
+    suite.drop("still.txt", "x")  # the last good rules still plan and gate the work
+    request = one_pending(suite)
+    assert front(request)["action"] == "record" and suite.runs() == []
