@@ -13,11 +13,14 @@ import functools
 import itertools
 import os
 import re
+import stat
 import threading
 import time
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+
+from core.spares import SparePool, Unsupported, exchange, pool as spare_pool, write_all
 
 FOLDERS = (
     "Inbox", "Needs_Action", "In_Progress", "Plans", "Pending_Approval", "Approved", "Rejected",
@@ -61,6 +64,13 @@ def safe_name(raw: str, *, default: str = "file", max_bytes: int = MAX_NAME_BYTE
 
 def slug(raw: str, max_len: int = 40) -> str:
     return safe_name(raw, default="item", max_bytes=max_len).replace(" ", "_")
+
+
+def _is_regular_file(path: Path) -> bool:
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except FileNotFoundError:
+        return False
 
 
 def fsync_dir(path: Path) -> None:
@@ -144,29 +154,38 @@ class Vault:
         return Path(os.path.abspath(path)).relative_to(self.root).as_posix()
 
     # -- writing --------------------------------------------------------------------------------
-    def write_atomic(self, path: Path, data: bytes | str, *, exclusive: bool = False, sync: bool = True) -> Path:
+    def write_atomic(self, path: Path, data: bytes | str, *, exclusive: bool = False, sync: bool = True,
+                     recycle: bool = True) -> Path:
         """Publish ``data`` at ``path`` with one rename. ``exclusive`` refuses to replace a file.
         ``sync=False`` is for views rendered from the state store (plans, the dashboard): still
-        atomic, but a power cut may roll them back, and the next render repairs them."""
+        atomic, but a power cut may roll them back, and the next render repairs them.
+        ``recycle``: fill a spare inode from an earlier rewrite instead of creating a file."""
         path = self.check_inside(path)
         payload = data.encode("utf-8") if isinstance(data, str) else data
-        folder = os.path.dirname(path)
-        tmp = os.path.join(folder, f"{TMP_PREFIX}{unique_suffix()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        spares = spare_pool(self._root_str)
+        rested = spares.open_rested() if spares.enabled and recycle else None
+        if rested is not None:
+            tmp, fd, old_size = rested
+        else:
+            tmp, old_size = os.path.join(os.path.dirname(path), f"{TMP_PREFIX}{unique_suffix()}"), 0
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
-            view = memoryview(payload)
-            while view:
-                written = os.write(fd, view)
-                view = view[written:]
+            write_all(fd, payload)
+            if old_size > len(payload):
+                os.ftruncate(fd, len(payload))
             if self.durable and sync:
                 os.fsync(fd)
         finally:
             os.close(fd)
         try:
-            if exclusive:
-                rename_noreplace(tmp, path)
-            else:
-                os.replace(tmp, path)
+            self._publish(tmp, path, exclusive, spares)
+        except FileNotFoundError:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if rested is None:
+                raise
+            # The janitor removed the spare while we filled it (it had rested past its age limit).
+            return self.write_atomic(path, payload, exclusive=exclusive, sync=sync, recycle=False)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -174,8 +193,22 @@ class Vault:
         if self.durable and exclusive:
             # A new file must survive a power cut once we report it written (the watcher's journal
             # moves on); a rewrite that is lost leaves the previous version, which is consistent.
-            fsync_dir(folder)
+            fsync_dir(os.path.dirname(path))
         return path
+
+    @staticmethod
+    def _publish(tmp: str, path: Path, exclusive: bool, spares: SparePool) -> None:
+        if exclusive:
+            rename_noreplace(tmp, path)
+            return
+        if spares.enabled and _is_regular_file(path):  # a link or a folder is replaced, never kept
+            try:
+                if exchange(tmp, str(path)):
+                    spares.give(tmp)  # the old version's inode, to be filled again (see core.spares)
+                    return
+            except Unsupported:
+                spares.enabled = False
+        os.replace(tmp, path)
 
     def move(self, src: Path, dest_dir: Path, name: str | None = None) -> Path:
         """Move with one rename. Raises FileNotFoundError when another process won the race."""

@@ -121,8 +121,8 @@ class FilesystemWatcher(BaseWatcher):
 
     def consider(self, path: Path, *, from_event: bool) -> None:
         name = path.name
-        if path.parent != self.inbox or name.startswith("."):
-            return None
+        if path.parent != self.inbox or name.startswith(".") or name in self._busy:
+            return None  # busy: a worker has it already (a rescan during a burst lists every queued file)
         try:
             st = path.lstat()
         except FileNotFoundError:
