@@ -7,10 +7,11 @@ another attempt, and an irreversible action without proof goes back to the owner
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, ContextManager
 
 from core.retry import Backoff
 from core.skills import Action, ActionContext, Outcome, SkillRegistry
@@ -37,6 +38,9 @@ class Executor:
         self.settings = settings
         self.backoff = backoff
         self.sleep = sleep
+        # Wraps every wait on the world outside (a skill that leaves the machine, a backoff sleep):
+        # the reasoning loop lets another of its workers compute meanwhile.
+        self.outside: Callable[[], ContextManager[object]] = contextlib.nullcontext
 
     def run(self, skill: str, action_name: str, params: dict, *, key: str, task_id: str | None,
             grant_id: str | None, on_done: Callable[[Execution], object] | None = None) -> Execution:
@@ -82,7 +86,8 @@ class Executor:
         while True:
             attempt += 1
             self.state.ledger_begin(key, skill, action_name, durable=action.channel != "local")
-            outcome = self.registry.invoke(skill, action_name, params, ctx)
+            with self._waiting_on(action):
+                outcome = self.registry.invoke(skill, action_name, params, ctx)
             if outcome.success:
                 final.append(("succeeded", outcome.data, None))  # committed by run(), with on_done
                 return Execution(outcome, attempt)
@@ -92,14 +97,22 @@ class Executor:
                 if settled is not None:
                     return settled
                 if attempt < self.backoff.attempts:  # proven not done, or the server dedups: ask again
-                    self.sleep(self.backoff.delay(attempt))
+                    self._pause(attempt)
                     continue
             elif outcome.retryable and attempt < self.backoff.attempts:
                 self.state.ledger_finish(key, "pending", error=outcome.error)
-                self.sleep(self.backoff.delay(attempt))
+                self._pause(attempt)
                 continue
             final.append(("failed", None, outcome.error))
             return Execution(outcome, attempt)
+
+    def _waiting_on(self, action: Action) -> ContextManager[object]:
+        """Filing into the vault is quick local work; anything else waits on a server."""
+        return self.outside() if action.channel != "local" else contextlib.nullcontext()
+
+    def _pause(self, attempt: int) -> None:
+        with self.outside():
+            self.sleep(self.backoff.delay(attempt))
 
     def _reconcile(self, action: Action, params: dict, ctx: ActionContext, key: str) -> Execution | None:
         """After an unknown outcome: None when another attempt is safe, else the settled execution."""
@@ -107,7 +120,8 @@ class Executor:
             return None
         if action.reconcile is not None:
             try:
-                found = action.reconcile(params, ctx)
+                with self._waiting_on(action):
+                    found = action.reconcile(params, ctx)
             except Exception as err:  # cannot tell: never resend blindly
                 return self._to_owner(action, key, f"the outcome is unknown and checking it failed: {err}")
             if found is not None:

@@ -82,6 +82,7 @@ def _retry_after(resp: requests.Response) -> float | None:
 
 class LLMPlanner:
     name = "llm"
+    waits = True
 
     def __init__(self, base_url: str, model: str, api_key: str | None = None, *, fallback: Planner | None = None,
                  session: requests.Session | None = None, timeout: float = 60.0,

@@ -27,6 +27,7 @@ class PlanContext:
 
 class Planner(Protocol):
     name: str
+    waits: bool  # planning waits on something outside this process (a model server)
 
     def plan(self, task: Task, history: list[Step], ctx: PlanContext) -> list[ProposedStep]:
         """Steps to add this round (empty: nothing more to do). ``history`` is the plan so far."""
@@ -96,6 +97,7 @@ def _as_list(value: Any) -> list:
 
 class RuleBasedPlanner:
     name = "rule_based"
+    waits = False
 
     def plan(self, task: Task, history: list[Step], ctx: PlanContext) -> list[ProposedStep]:
         if history:
