@@ -1,18 +1,22 @@
 """The audit trail: one JSON object a line in ``Logs/YYYY-MM-DD.jsonl``, mirrored as a row in
-``Audit_Log.md``. Every process appends; one ``write`` of one line with O_APPEND keeps records whole."""
+``Audit_Log.md`` (its newest rows). Every process appends; one ``write`` of one line with O_APPEND
+keeps records whole."""
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from core.redact import redact
+from core.vault import Vault
 
 AUDIT_HEADER = (
-    "# Audit log\n\nEvery action the AI Employee takes, newest last. The full records are in "
+    "# Audit log\n\nThe latest actions the AI Employee took, newest last. Every record, in full, is in "
     "`Logs/YYYY-MM-DD.jsonl`.\n\n"
     "| time (UTC) | action | actor | target | approval | result | task |\n"
     "|---|---|---|---|---|---|---|\n"
@@ -21,45 +25,78 @@ AUDIT_HEADER = (
 
 class _Appender:
     """Appends whole records with one write() on an O_APPEND descriptor kept open between records.
-    It reopens when the file was deleted or replaced (the owner may clear Audit_Log.md): one stat
-    of the path per record, compared with the inode the descriptor was opened on."""
+    It reopens when the file was deleted or replaced (the owner may clear Audit_Log.md, another
+    process may trim it): one stat of the path per record, compared with the descriptor's inode."""
 
     def __init__(self) -> None:
         self._fds: dict[str, tuple[int, int, int]] = {}  # path -> (fd, st_dev, st_ino)
         self._lock = threading.Lock()
 
-    def append(self, path: str, text: str, header: str | None = None) -> None:
+    def append(self, path: str, text: str) -> None:
         data = text.encode("utf-8")
         with self._lock:
-            held = self._fds.get(path)
-            size = -1
-            if held is not None:
-                try:
-                    st = os.stat(path)
-                except FileNotFoundError:
-                    st = None
-                if st is not None and st.st_ino == held[2] and st.st_dev == held[1]:
-                    size = st.st_size
-                else:
-                    os.close(held[0])
-                    del self._fds[path]
-                    held = None
-            if held is None:
-                if len(self._fds) > 8:  # yesterday's log files
-                    for old in self._fds.values():
-                        os.close(old[0])
-                    self._fds.clear()
-                fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
-                st = os.fstat(fd)
-                held = self._fds[path] = (fd, st.st_dev, st.st_ino)
-                size = st.st_size
-            if header is not None and size == 0:
+            os.write(self._current(path)[0], data)
+
+    def append_row(self, path: str, row: str, header: str, keep_rows: int, max_bytes: int) -> None:
+        """Append a table row; the first row brings the header, and past ``max_bytes`` the table is
+        cut to its last ``keep_rows`` rows. Writers of every process take turns on a lock file, so
+        no row lands in a version being replaced and no header is written twice."""
+        data = row.encode("utf-8")
+        with self._lock, _flocked(os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.lock")):
+            fd, size = self._current(path)
+            if size == 0:
                 data = header.encode("utf-8") + data
-            os.write(held[0], data)
+            elif size > max_bytes:
+                _trim_table(path, header, keep_rows)
+                fd, size = self._current(path)
+            os.write(fd, data)
+
+    def _current(self, path: str) -> tuple[int, int]:
+        """An O_APPEND descriptor on the file now at ``path``, and its size."""
+        held = self._fds.get(path)
+        if held is not None:
+            try:
+                st = os.stat(path)
+            except FileNotFoundError:
+                st = None
+            if st is not None and st.st_ino == held[2] and st.st_dev == held[1]:
+                return held[0], st.st_size
+            os.close(held[0])
+            del self._fds[path]
+        if len(self._fds) > 8:  # yesterday's log files
+            for old in self._fds.values():
+                os.close(old[0])
+            self._fds.clear()
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        st = os.fstat(fd)
+        self._fds[path] = (fd, st.st_dev, st.st_ino)
+        return fd, st.st_size
+
+
+@contextlib.contextmanager
+def _flocked(lock_path: str) -> Iterator[None]:
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # released by the kernel if the holder is killed
+        yield
+    finally:
+        os.close(fd)
+
+
+def _trim_table(path: str, header: str, keep_rows: int) -> None:
+    """Keep the header and the newest rows; the full records stay in Logs/*.jsonl."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        rows = [line for line in fh if line.startswith("| ") and not line.startswith("| time (UTC)")]
+    text = header + "".join(rows[-keep_rows:])
+    # Not recycled: other processes append through descriptors on the old version until they see
+    # it replaced, and a recycled inode must never be written by anyone else.
+    Vault(Path(path).parent).write_atomic(Path(path), text, sync=False, recycle=False)
 
 
 _appender = _Appender()
 _append = _appender.append
+TABLE_KEEP_ROWS = 1000         # Audit_Log.md is the human-readable tail of the log
+TABLE_MAX_BYTES = 512 * 1024   # trimmed back to TABLE_KEEP_ROWS rows once it grows past this
 
 
 def _cell(value: Any, limit: int = 80) -> str:
@@ -105,7 +142,7 @@ class AuditLog:
         row = (f"| {day} {stamp[11:19]} | {_cell(action_type)} | {_cell(entry['actor'])} | {_cell(target)} "
                f"| {_cell(approval_status)}{' by ' + _cell(approved_by) if approved_by else ''} "
                f"| {_cell(entry['result'])} | {_cell(task_id or '')} |\n")
-        _append(self._table, row, header=AUDIT_HEADER)
+        _appender.append_row(self._table, row, AUDIT_HEADER, TABLE_KEEP_ROWS, TABLE_MAX_BYTES)
         return entry
 
     def __call__(self, **kwargs: Any) -> dict:

@@ -159,7 +159,9 @@ class Vault:
         """Publish ``data`` at ``path`` with one rename. ``exclusive`` refuses to replace a file.
         ``sync=False`` is for views rendered from the state store (plans, the dashboard): still
         atomic, but a power cut may roll them back, and the next render repairs them.
-        ``recycle``: fill a spare inode from an earlier rewrite instead of creating a file."""
+        ``recycle``: fill a spare inode from an earlier rewrite instead of creating a file, and keep
+        the replaced version's inode as a spare. Off for a file other processes hold open to append
+        to: a spare must never be written to by anyone else."""
         path = self.check_inside(path)
         payload = data.encode("utf-8") if isinstance(data, str) else data
         spares = spare_pool(self._root_str)
@@ -178,7 +180,7 @@ class Vault:
         finally:
             os.close(fd)
         try:
-            self._publish(tmp, path, exclusive, spares)
+            self._publish(tmp, path, exclusive, spares if recycle else None)
         except FileNotFoundError:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -197,11 +199,11 @@ class Vault:
         return path
 
     @staticmethod
-    def _publish(tmp: str, path: Path, exclusive: bool, spares: SparePool) -> None:
+    def _publish(tmp: str, path: Path, exclusive: bool, spares: SparePool | None) -> None:
         if exclusive:
             rename_noreplace(tmp, path)
             return
-        if spares.enabled and _is_regular_file(path):  # a link or a folder is replaced, never kept
+        if spares is not None and spares.enabled and _is_regular_file(path):  # a link or a folder is replaced
             try:
                 if exchange(tmp, str(path)):
                     spares.give(tmp)  # the old version's inode, to be filled again (see core.spares)
