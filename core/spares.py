@@ -14,6 +14,7 @@ Spares left by a process that died are ordinary temporaries: the vault's janitor
 """
 from __future__ import annotations
 
+import atexit
 import collections
 import ctypes
 import errno
@@ -71,6 +72,17 @@ class SparePool:
             except FileNotFoundError:
                 pass
 
+    def discard_all(self) -> None:
+        """At a clean exit: the spares go (after a kill, the vault's janitor removes them)."""
+        with self._lock:
+            names = [name for name, _ in self._spares]
+            self._spares.clear()
+        for name in names:
+            try:
+                os.unlink(name)
+            except FileNotFoundError:
+                pass
+
     def open_rested(self) -> tuple[str, int, int] | None:
         """A rested spare opened for writing: (name, fd, its current size), or None."""
         while True:
@@ -108,3 +120,10 @@ def pool(root: str) -> SparePool:
         if found is None:
             found = _pools[key] = SparePool()
         return found
+
+
+@atexit.register
+def _discard_spares() -> None:
+    for (pid, _), found in list(_pools.items()):
+        if pid == os.getpid():
+            found.discard_all()

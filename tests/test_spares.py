@@ -99,3 +99,33 @@ def test_a_link_or_folder_in_the_way_is_not_kept_as_a_spare(vault, tmp_path):
     with pytest.raises(IsADirectoryError):
         vault.write_atomic(folder, "plan\n", sync=False)
     assert folder.is_dir() and hidden(vault.folder("Plans")) == []
+
+
+def test_where_names_cannot_be_exchanged_rewrites_replace(vault, monkeypatch):
+    import core.vault as vault_module
+
+    def refuse(a, b):
+        raise spares.Unsupported(22, "Invalid argument", b)
+
+    monkeypatch.setattr(vault_module, "exchange", refuse)
+    target = vault.folder("Plans") / "PLAN_f.md"
+    vault.write_atomic(target, "one\n", sync=False)
+    vault.write_atomic(target, "two\n", sync=False)
+    vault.write_atomic(target, "three\n", sync=False)
+    assert target.read_text() == "three\n"
+    assert hidden(vault.folder("Plans")) == []
+    assert spares.pool(str(vault.root)).enabled is False
+
+
+def test_a_clean_exit_leaves_no_spare(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+    code = ("import sys; from pathlib import Path; from core.vault import Vault; v = Vault(Path(sys.argv[1])); "
+            "v.ensure_layout(); p = v.folder('Plans') / 'PLAN_g.md'; "
+            "[v.write_atomic(p, f'v{n}', sync=False) for n in range(5)]")
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "v")], cwd=root, check=True, timeout=60)
+    assert (tmp_path / "v" / "Plans" / "PLAN_g.md").read_text() == "v4"
+    leftovers = [p for p in (tmp_path / "v").rglob(f"{TMP_PREFIX}*")]
+    assert leftovers == []
