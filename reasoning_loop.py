@@ -130,7 +130,10 @@ class ReasoningLoop:
         """Give the turn to another worker while this one waits on the world outside.
 
         Lock order: a task's lock, then the turn. A worker that hands the turn on keeps its task
-        lock, so nothing may wait for a task lock while holding the turn."""
+        lock, so nothing may wait for a task lock while holding the turn; nor may it hand the turn
+        on inside a transaction, whose writer lock the next worker would wait for."""
+        if self.wf.state.in_transaction():
+            raise RuntimeError("waiting outside inside a transaction would stall the other workers")
         self.turn.release()
         try:
             yield
@@ -174,7 +177,7 @@ class ReasoningLoop:
             history = self.wf.plans.steps(task.id)
             # analyze
             try:
-                with self.outside_turn() if self.planner.waits else contextlib.nullcontext():
+                with self.outside_turn() if getattr(self.planner, "waits", True) else contextlib.nullcontext():
                     proposed = self.planner.plan(task, history, ctx)
             except NoPlan as err:
                 self.wf.plans.add_steps(task.id, self.planner.name, [])

@@ -65,8 +65,9 @@ class Arrivals:
 
 
 def mark_top_directory(folder: Path) -> None:
-    """Best effort: ext4's "top of a directory hierarchy" flag (chattr +T) makes each run's vault land
-    in a block group of its own, away from the inodes the previous run's cleanup just freed."""
+    """Best effort: with ext4's "top of a directory hierarchy" flag (chattr +T) on the runs' folder,
+    ext4 spreads the runs' vaults over its block groups, mostly away from the inodes the previous
+    run's cleanup just freed."""
     fs_ioc_getflags, fs_ioc_setflags, fs_topdir_fl = 0x80086601, 0x40086602, 0x00020000
     try:
         fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)

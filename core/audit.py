@@ -37,9 +37,10 @@ class _Appender:
         with self._lock:
             os.write(self._current(path)[0], data)
 
-    def append_row(self, path: str, row: str, header: str, keep_rows: int, max_bytes: int) -> None:
+    def append_row(self, path: str, row: str, header: str, *, max_bytes: int, keep_rows: int,
+                   keep_bytes: int) -> None:
         """Append a table row; the first row brings the header, and past ``max_bytes`` the table is
-        cut to its last ``keep_rows`` rows. Writers of every process take turns on a lock file, so
+        cut to its newest rows (see _trim_table). Writers of every process take turns on a lock file, so
         no row lands in a version being replaced and no header is written twice."""
         data = row.encode("utf-8")
         with self._lock, _flocked(os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.lock")):
@@ -47,7 +48,7 @@ class _Appender:
             if size == 0:
                 data = header.encode("utf-8") + data
             elif size > max_bytes:
-                _trim_table(path, header, keep_rows)
+                _trim_table(path, header, keep_rows, keep_bytes)
                 fd, size = self._current(path)
             os.write(fd, data)
 
@@ -83,11 +84,19 @@ def _flocked(lock_path: str) -> Iterator[None]:
         os.close(fd)
 
 
-def _trim_table(path: str, header: str, keep_rows: int) -> None:
-    """Keep the header and the newest rows; the full records stay in Logs/*.jsonl."""
+def _trim_table(path: str, header: str, keep_rows: int, keep_bytes: int) -> None:
+    """Keep the header and the newest rows, at most ``keep_rows`` of them in at most ``keep_bytes``
+    (so long rows cannot make every append trim again); the full records stay in Logs/*.jsonl."""
     with open(path, encoding="utf-8", errors="replace") as fh:
         rows = [line for line in fh if line.startswith("| ") and not line.startswith("| time (UTC)")]
-    text = header + "".join(rows[-keep_rows:])
+    kept: list[str] = []
+    budget = keep_bytes
+    for row in reversed(rows[-keep_rows:]):
+        budget -= len(row.encode("utf-8"))
+        if budget < 0:
+            break
+        kept.append(row)
+    text = header + "".join(reversed(kept))
     # Not recycled: other processes append through descriptors on the old version until they see
     # it replaced, and a recycled inode must never be written by anyone else.
     Vault(Path(path).parent).write_atomic(Path(path), text, sync=False, recycle=False)
@@ -95,8 +104,11 @@ def _trim_table(path: str, header: str, keep_rows: int) -> None:
 
 _appender = _Appender()
 _append = _appender.append
-TABLE_KEEP_ROWS = 1000         # Audit_Log.md is the human-readable tail of the log
-TABLE_MAX_BYTES = 512 * 1024   # trimmed back to TABLE_KEEP_ROWS rows once it grows past this
+# Audit_Log.md is the human-readable tail of the log: past TABLE_MAX_BYTES it is cut back to its
+# newest TABLE_KEEP_ROWS rows, in at most TABLE_KEEP_BYTES.
+TABLE_MAX_BYTES = 512 * 1024
+TABLE_KEEP_ROWS = 1000
+TABLE_KEEP_BYTES = 256 * 1024
 
 
 def _cell(value: Any, limit: int = 80) -> str:
@@ -142,7 +154,8 @@ class AuditLog:
         row = (f"| {day} {stamp[11:19]} | {_cell(action_type)} | {_cell(entry['actor'])} | {_cell(target)} "
                f"| {_cell(approval_status)}{' by ' + _cell(approved_by) if approved_by else ''} "
                f"| {_cell(entry['result'])} | {_cell(task_id or '')} |\n")
-        _appender.append_row(self._table, row, AUDIT_HEADER, TABLE_KEEP_ROWS, TABLE_MAX_BYTES)
+        _appender.append_row(self._table, row, AUDIT_HEADER, max_bytes=TABLE_MAX_BYTES, keep_rows=TABLE_KEEP_ROWS,
+                             keep_bytes=TABLE_KEEP_BYTES)
         return entry
 
     def __call__(self, **kwargs: Any) -> dict:

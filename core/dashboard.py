@@ -116,6 +116,7 @@ class DashboardWriter:
             return False
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
         self.vault.write_atomic(self.vault.root / "Dashboard.md",
-                                f"---\ntype: dashboard\nupdated: {stamp}\n---\n{body}\n_Updated {stamp}_\n", sync=False)
+                                f"---\ntype: dashboard\nupdated: {stamp}\n---\n{body}\n_Updated {stamp}_\n", sync=False,
+                                view=True)
         self._last = body
         return True

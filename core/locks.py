@@ -31,9 +31,13 @@ def _stripe_fd(state_dir: Path, stripe: int) -> int:
     return fd
 
 
+def stripe_of(task_id: str) -> int:
+    return zlib.crc32(task_id.encode()) % STRIPES
+
+
 @contextlib.contextmanager
 def task_lock(state_dir: Path, task_id: str) -> Iterator[None]:
-    fd = _stripe_fd(state_dir, zlib.crc32(task_id.encode()) % STRIPES)
+    fd = _stripe_fd(state_dir, stripe_of(task_id))
     fcntl.flock(fd, fcntl.LOCK_EX)  # released by the kernel if the holder is killed
     try:
         yield

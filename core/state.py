@@ -159,6 +159,10 @@ class StateStore:
                 local.depth = 0
             db.execute("COMMIT")
 
+    def in_transaction(self) -> bool:
+        """True while this thread has a transaction open on this store."""
+        return bool(getattr(self._local, "depth", 0))
+
     def query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
         return self._connect().execute(sql, args).fetchall()
 
@@ -211,7 +215,7 @@ class StateStore:
         machine, the record that it was attempted must survive even a power cut, or a restart
         could do it again without reconciling first. An action that stays on the machine (filing
         into the vault) has nothing outside to duplicate, so it skips that fsync."""
-        if getattr(self._local, "depth", 0):  # joining an open transaction would defer its commit
+        if self.in_transaction():  # joining an open transaction would defer its commit
             raise RuntimeError("ledger_begin must commit on its own, before the action runs")
         if not durable:
             return self._ledger_begin(key, skill, action)

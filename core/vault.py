@@ -1,8 +1,9 @@
 """The vault on disk: folders, atomic writes, claim-by-move, quarantine, safe names.
 
-Every write goes to a temporary name created with O_EXCL in the destination folder, is fsynced
-and published with one rename (the Maildir habit), so no reader ever sees half a file. Every move
-is one rename, so exactly one process wins a claim. Nothing here touches a path outside the vault.
+Every write goes to a temporary name created with O_EXCL in the destination folder (or a recycled
+inode, see core.spares), is fsynced unless it only mirrors the state store, and is published with one
+rename (the Maildir habit), so no reader ever sees half a file. Every move is one rename, so exactly
+one process wins a claim. Nothing here touches a path outside the vault.
 """
 from __future__ import annotations
 
@@ -155,17 +156,20 @@ class Vault:
 
     # -- writing --------------------------------------------------------------------------------
     def write_atomic(self, path: Path, data: bytes | str, *, exclusive: bool = False, sync: bool = True,
-                     recycle: bool = True) -> Path:
+                     view: bool = False, recycle: bool = True) -> Path:
         """Publish ``data`` at ``path`` with one rename. ``exclusive`` refuses to replace a file.
-        ``sync=False`` is for views rendered from the state store (plans, the dashboard): still
-        atomic, but a power cut may roll them back, and the next render repairs them.
-        ``recycle``: fill a spare inode from an earlier rewrite instead of creating a file, and keep
-        the replaced version's inode as a spare. Off for a file other processes hold open to append
-        to: a spare must never be written to by anyone else."""
+
+        ``sync=False``: not fsynced (a status rewrite that only mirrors the state store): still
+        atomic, but a power cut may roll it back. ``view``: content rendered from the state store
+        (plans, the dashboard), written without fsync into a recycled inode when one is free; after a
+        power cut it may hold another file's old bytes until rendered again. Other writes fill a
+        recycled inode only when they are fsynced anyway. ``recycle=False``: never recycle, neither
+        way; for a file other processes hold open to append to (see core.spares)."""
         path = self.check_inside(path)
         payload = data.encode("utf-8") if isinstance(data, str) else data
-        spares = spare_pool(self._root_str)
-        rested = spares.open_rested() if spares.enabled and recycle else None
+        spares = spare_pool(self._root_str) if recycle else None
+        fill = spares is not None and spares.enabled and (view or (self.durable and sync))
+        rested = spares.open_rested() if fill else None
         if rested is not None:
             tmp, fd, old_size = rested
         else:
@@ -180,13 +184,14 @@ class Vault:
         finally:
             os.close(fd)
         try:
-            self._publish(tmp, path, exclusive, spares if recycle else None)
-        except FileNotFoundError:
+            self._publish(tmp, path, exclusive, spares)
+        except OSError as err:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
-            if rested is None:
+            if rested is None or err.errno not in (errno.ENOENT, errno.EXDEV):
                 raise
-            # The janitor removed the spare while we filled it (it had rested past its age limit).
+            # The spare went away while we filled it (the janitor), or it lives on another mount
+            # than the target: write this one the plain way.
             return self.write_atomic(path, payload, exclusive=exclusive, sync=sync, recycle=False)
         except BaseException:
             with contextlib.suppress(OSError):

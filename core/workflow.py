@@ -127,7 +127,7 @@ class Workflow:
                 if row and row["file_name"]:
                     files[s.approval_id] = row["file_name"][:-3]
         text = render_plan(task.id, task.title, self.plans.get(task.id) if plan is None else plan, steps, files)
-        self.vault.write_atomic(self.vault.folder("Plans") / f"PLAN_{task.id}.md", text, sync=False)
+        self.vault.write_atomic(self.vault.folder("Plans") / f"PLAN_{task.id}.md", text, sync=False, view=True)
 
     def settle(self, task: Task, *, note: str | None = None, fail_reason: str | None = None,
                steps: list[Step] | None = None, round_state: tuple[int, str, str | None] | None = None) -> str:

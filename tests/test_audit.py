@@ -15,6 +15,7 @@ WRITER = """
 import sys
 from core import audit
 audit.TABLE_MAX_BYTES, audit.TABLE_KEEP_ROWS = int(sys.argv[3]), int(sys.argv[4])
+audit.TABLE_KEEP_BYTES = audit.TABLE_MAX_BYTES
 log = audit.AuditLog(sys.argv[1], "writer-" + sys.argv[2])
 sys.stdin.readline()  # start together
 for n in range(int(sys.argv[5])):
@@ -49,19 +50,26 @@ def test_processes_starting_together_write_one_header(tmp_path):
 
 
 def test_trimming_while_others_append_loses_no_row(tmp_path):
-    # Trim at 4 KB but keep every row: each trim rewrites the whole table, so any row written into
-    # a version being replaced would be missing at the end.
+    # Kept near 4 KB, so nearly every append trims while four processes append: a row written into
+    # a version being replaced would leave a gap in its writer's run of rows.
     vault = tmp_path / "vault"
     vault.mkdir()
-    run_writers(vault, writers=4, rows=150, max_bytes=4096, keep_rows=10**9)
-    targets = [row.split(" | ")[3] for row in table_rows(vault)]
-    assert len(targets) == 600 and len(set(targets)) == 600
+    run_writers(vault, writers=4, rows=300, max_bytes=4096, keep_rows=10**9)
+    kept: dict[str, list[int]] = {}
+    for row in table_rows(vault):
+        writer, n = row.split(" | ")[3].split("-")
+        kept.setdefault(writer, []).append(int(n))
+    assert kept
+    for writer, numbers in kept.items():
+        assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), f"{writer} lost a row: {numbers}"
     assert (vault / "Audit_Log.md").read_text("utf-8").count("| time (UTC) |") == 1
+    assert len(read_records(vault)) == 1200
 
 
 def test_the_table_keeps_the_newest_rows_and_the_logs_keep_everything(tmp_path, monkeypatch):
     monkeypatch.setattr(audit, "TABLE_MAX_BYTES", 1500)
     monkeypatch.setattr(audit, "TABLE_KEEP_ROWS", 5)
+    monkeypatch.setattr(audit, "TABLE_KEEP_BYTES", 1000)
     vault = tmp_path / "vault"
     log = AuditLog(vault, "test")
     for n in range(100):
@@ -72,5 +80,9 @@ def test_the_table_keeps_the_newest_rows_and_the_logs_keep_everything(tmp_path, 
     assert [r.split(" | ")[3] for r in rows] == [f"row-{n:03d}" for n in range(100 - len(rows), 100)]
     records = read_records(vault)
     assert [r["target"] for r in records] == [f"row-{n:03d}" for n in range(100)]
+    monkeypatch.setattr(audit, "TABLE_MAX_BYTES", 100)
+    monkeypatch.setattr(audit, "TABLE_KEEP_BYTES", 100)  # room for one row: the byte budget wins over the row count
+    log.record("test.row", target="row-100")
+    assert [r.split(" | ")[3] for r in table_rows(vault)] == ["row-099", "row-100"]
     assert "sk-secret-value" not in json.dumps(records)
     assert not [p for p in vault.iterdir() if p.name.startswith(".tmp-")]

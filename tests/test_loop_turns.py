@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from core.config import Settings
+from core.locks import stripe_of
 from core.plans import ProposedStep
 from core.skills import Skill, SkillRegistry
 from core.tasks import build_task, write_new_task
@@ -89,6 +90,7 @@ def test_a_task_waiting_outside_does_not_hold_up_the_others(tmp_path, slow_part)
     loop = ReasoningLoop(settings, planner=planner, wf=wf)
     loop.mine.mkdir(parents=True, exist_ok=True)
     slow, fast = claimed_task(loop, "slow reply", 1), claimed_task(loop, "fast filing", 2)
+    assert stripe_of(slow.stem) != stripe_of(fast.stem)  # else the per-task lock, not the turn, would block
 
     slow_worker = threading.Thread(target=loop.work_on, args=(slow,))
     slow_worker.start()
