@@ -85,6 +85,12 @@ def mark_top_directory(folder: Path) -> None:
         os.close(fd)
 
 
+def cpu_ticks() -> tuple[int, int]:
+    """(all, stolen) CPU ticks of the machine so far, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
+
+
 def cpu_seconds(pid: int) -> str:
     """User and system CPU seconds of a process so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -179,10 +185,13 @@ def main() -> int:
         # minutes. The product itself frees no inode per task (core/spares.py); the staging files'
         # creation time, printed at the end, shows whether the filesystem was quiet.)
         os.sync()
+        ticks_before = cpu_ticks()
         results = [("burst", run_phase(vault, staging, args.tasks, None, "burst"))]
+        ticks_after = cpu_ticks()
         if args.paced:
             results.append((f"paced {args.rate:g}/s", run_phase(vault, staging, args.paced, args.rate, "paced")))
         cpu = {name: cpu_seconds(proc.pid) for name, proc in zip(("watcher", "loop", "agent"), procs)}
+        cpu["this script"] = cpu_seconds(os.getpid())
     finally:
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
@@ -195,6 +204,8 @@ def main() -> int:
         print(f"| {label} | {r['count']} | {r['completed']} | {r['tasks_per_s']:.0f} | "
               f"{r['na_p50']:.1f} / {r['na_p99']:.1f} ms | {r['done_p50']:.1f} / {r['done_p99']:.1f} ms |")
     print("CPU seconds used (user+system): " + ", ".join(f"{k} {v}" for k, v in cpu.items()))
+    total, stolen = (after - before for after, before in zip(ticks_after, ticks_before))
+    print(f"CPU time the host took from this VM during the burst (steal): {100 * stolen / max(total, 1):.1f}%")
     create_us = results[0][1]["create_us"]
     print(f"Creating a file here took {create_us:.0f} µs (staging files, before the clock).")
     if create_us > SLOW_CREATE_US:
