@@ -40,17 +40,28 @@ FILE_MODE = _file_mode()  # what os.open(..., 0o644) gives a new file under this
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _renameat2 = getattr(_libc, "renameat2", None)
-_AT_FDCWD, _RENAME_EXCHANGE = -100, 2
+_AT_FDCWD = -100
+RENAME_NOREPLACE, RENAME_EXCHANGE = 1, 2
+UNSUPPORTED = (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP)  # the system or the filesystem cannot
+
+
+def renameat2(src: str | os.PathLike, dest: str | os.PathLike, flags: int) -> int:
+    """renameat2(2): 0 on success, else the errno (ENOSYS where libc lacks it)."""
+    if _renameat2 is None:
+        return errno.ENOSYS
+    if _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dest), flags) == 0:
+        return 0
+    return ctypes.get_errno()
 
 
 def exchange(a: str, b: str) -> bool:
     """Swap two names atomically. False when ``b`` does not exist (nothing to swap with)."""
-    if _renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+    code = renameat2(a, b, RENAME_EXCHANGE)
+    if code == 0:
         return True
-    code = ctypes.get_errno()
     if code == errno.ENOENT and os.path.lexists(a):
         return False
-    if code in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+    if code in UNSUPPORTED:
         raise Unsupported(code, os.strerror(code), b)
     raise OSError(code, os.strerror(code), b)
 

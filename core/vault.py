@@ -8,7 +8,6 @@ one process wins a claim. Nothing here touches a path outside the vault.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import functools
 import itertools
@@ -21,7 +20,8 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.spares import SparePool, Unsupported, exchange, pool as spare_pool, write_all
+from core.spares import (RENAME_NOREPLACE, UNSUPPORTED, SparePool, Unsupported, exchange, pool as spare_pool,
+                         renameat2, write_all)
 
 FOLDERS = (
     "Inbox", "Needs_Action", "In_Progress", "Plans", "Pending_Approval", "Approved", "Rejected",
@@ -91,25 +91,19 @@ def _resolves_inside(parent: str, root: str) -> bool:
     return real_parent == real_root or real_root in real_parent.parents
 
 
-_libc = ctypes.CDLL(None, use_errno=True)
-_renameat2 = getattr(_libc, "renameat2", None)
-_AT_FDCWD, _RENAME_NOREPLACE = -100, 1
-
-
 def rename_noreplace(src: Path, dest: Path) -> None:
     """Publish ``src`` as ``dest`` with one rename that refuses to replace an existing file.
 
     renameat2(RENAME_NOREPLACE) is atomic and shows up as IN_MOVED_TO, so watchers of the folder
     take the file at once; link+unlink is the fallback where the filesystem lacks it.
     """
-    if _renameat2 is not None:
-        if _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dest), _RENAME_NOREPLACE) == 0:
-            return
-        code = ctypes.get_errno()
-        if code == errno.EEXIST:
-            raise FileExistsError(code, os.strerror(code), str(dest))
-        if code not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
-            raise OSError(code, os.strerror(code), str(dest))
+    code = renameat2(src, dest, RENAME_NOREPLACE)
+    if code == 0:
+        return
+    if code == errno.EEXIST:
+        raise FileExistsError(code, os.strerror(code), str(dest))
+    if code not in UNSUPPORTED:
+        raise OSError(code, os.strerror(code), str(dest))
     os.link(src, dest)
     os.unlink(src)
 
