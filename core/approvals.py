@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,13 +77,10 @@ class Approvals:
         approval_id = new_approval_id()
         name = f"{action.upper()}_{slug(subject, 30)}_{approval_id}.md"
         now = time.time()
-        with self.state.transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO approvals(id, task_id, step_no, skill, action, params, text_param, risk, reason, "
-                "file_name, status, created, expires) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (approval_id, task_id, step_no, skill, action, dumps(params), text_param, risk, reason, name, PENDING,
-                 now, now + ttl * 3600 if ttl > 0 else None))
-            row = dict(db.execute("SELECT * FROM approvals WHERE task_id=? AND step_no=?", (task_id, step_no)).fetchone())
+        row = dict(self._record_once(
+            id=approval_id, task_id=task_id, step_no=step_no, skill=skill, action=action, params=dumps(params),
+            text_param=text_param, risk=risk, reason=reason, file_name=name, status=PENDING, created=now,
+            expires=now + ttl * 3600 if ttl > 0 else None))
         self.ensure_file(row, details)
         return row
 
@@ -99,14 +97,18 @@ class Approvals:
                         rule: str) -> Grant:
         """Record a grant approved by a handbook rule (no file: nobody needs to look at it)."""
         now = time.time()
+        return grant_from_row(self._record_once(
+            id=new_approval_id(), task_id=task_id, step_no=step_no, skill=skill, action=action, params=dumps(params),
+            risk="low", reason=f"rule {rule}", file_name="", status=APPROVED, created=now,
+            approved_by=f"policy:{rule}", approved_params=dumps(params), decided=now))
+
+    def _record_once(self, **columns: Any) -> sqlite3.Row:
+        """Insert the approval of a (task, step) unless one exists; the row that stands either way."""
         with self.state.transaction() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO approvals(id, task_id, step_no, skill, action, params, risk, reason, file_name, "
-                "status, created, approved_by, approved_params, decided) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (new_approval_id(), task_id, step_no, skill, action, dumps(params), "low", f"rule {rule}", "",
-                 APPROVED, now, f"policy:{rule}", dumps(params), now))
-            row = db.execute("SELECT * FROM approvals WHERE task_id=? AND step_no=?", (task_id, step_no)).fetchone()
-        return grant_from_row(row)
+            db.execute(f"INSERT OR IGNORE INTO approvals({', '.join(columns)}) VALUES({', '.join('?' * len(columns))})",
+                       tuple(columns.values()))
+            return db.execute("SELECT * FROM approvals WHERE task_id=? AND step_no=?",
+                              (columns["task_id"], columns["step_no"])).fetchone()
 
     def _render(self, row: dict, details: str) -> str:
         params = loads(row["params"])
