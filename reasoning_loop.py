@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import stat
 import sys
 import threading
 import time
@@ -84,18 +86,20 @@ class ReasoningLoop:
                     self.consider(path, from_event=not feed.last_was_rescan)
 
     def consider(self, path: Path, *, from_event: bool = False) -> None:
-        if path.parent != self.inbox:
-            return
         name = path.name
-        if name.startswith(".") or not (path.exists() or path.is_symlink()):
+        if path.parent != self.inbox or name.startswith("."):
             return
-        if path.is_symlink() or not name.endswith(".md") or not path.is_file():
-            if not path.is_dir() and (path.is_symlink() or self._settled(path)):
+        try:
+            st = path.lstat()  # one look at the file decides everything below
+        except FileNotFoundError:
+            return
+        if not stat.S_ISREG(st.st_mode) or not name.endswith(".md"):
+            if not stat.S_ISDIR(st.st_mode) and (stat.S_ISLNK(st.st_mode) or self._settled(st)):
                 self.wf.vault.quarantine(path, "not a task file: Needs_Action/ holds Markdown task files only "
                                          "(drop other files into Inbox/)", actor="reasoning_loop")
                 self.wf.audit.record("task.quarantined", target=name, result={"reason": "not a task file"})
             return
-        if not from_event and not self._settled(path):
+        if not from_event and not self._settled(st):
             return
         self.slots.acquire()  # claim no further ahead than the workers can go
         claimed = self.wf.vault.claim(path, self.mine)
@@ -141,11 +145,8 @@ class ReasoningLoop:
             self.turn.acquire()
 
     @staticmethod
-    def _settled(path: Path) -> bool:
-        try:
-            return time.time() - path.lstat().st_mtime >= SETTLE_SECONDS
-        except FileNotFoundError:
-            return False
+    def _settled(st: os.stat_result) -> bool:
+        return time.time() - st.st_mtime >= SETTLE_SECONDS
 
     # -- one task ---------------------------------------------------------------------------------
     def work_on(self, path: Path) -> None:
