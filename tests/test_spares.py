@@ -152,8 +152,11 @@ def test_exclusive_writes_take_a_spare_and_still_refuse_to_replace(vault):
     target = vault.folder("Plans") / "PLAN_c.md"
     vault.write_atomic(target, "one\n", view=True)
     vault.write_atomic(target, "two\n", view=True)
+    (spare,) = hidden(vault.folder("Plans"))
+    spare_ino = (vault.folder("Plans") / spare).stat().st_ino
     new = vault.folder("Needs_Action") / "task.md"
-    vault.write_atomic(new, "task\n", exclusive=True)
+    vault.write_atomic(new, "task\n", exclusive=True)  # fsynced: may fill a spare
+    assert new.stat().st_ino == spare_ino and hidden(vault.folder("Plans")) == []
     with pytest.raises(FileExistsError):
         vault.write_atomic(new, "again\n", exclusive=True)
     assert new.read_text() == "task\n"
