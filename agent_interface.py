@@ -16,17 +16,17 @@ import sys
 import time
 from pathlib import Path
 
-from core.approvals import EXECUTED, FAILED as APR_FAILED, PENDING as APR_PENDING, REJECTED as APR_REJECTED, \
+from core.approval.approvals import EXECUTED, FAILED as APR_FAILED, PENDING as APR_PENDING, REJECTED as APR_REJECTED, \
     EXPIRED as APR_EXPIRED, Refused, grant_from_row
 from core.config import Settings
 from core.daemon import Daemon, FolderFeed, run_daemon
-from core.dashboard import DashboardWriter, age, count_files, process_rows, COUNTED
+from core.engine.dashboard import DashboardWriter, age, count_files, process_rows, COUNTED
 from core.documents import Document, DocumentError, iso, utcnow
 from core.errors import AIEmployeeError
 from core.locks import task_lock
-from core.plans import EXPIRED, FAILED, PENDING, REJECTED, SKIPPED, TERMINAL, ProposedStep
+from core.engine.plans import EXPIRED, FAILED, PENDING, REJECTED, SKIPPED, TERMINAL, ProposedStep
 from core.tasks import Task, update_task
-from core.workflow import Workflow
+from core.engine.workflow import Workflow
 
 log = logging.getLogger("agent_interface")
 EXECUTOR = "executor"

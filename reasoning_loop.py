@@ -22,10 +22,10 @@ from core.config import Settings, env_int
 from core.daemon import Daemon, FolderFeed, run_daemon
 from core.documents import DocumentError
 from core.locks import task_lock
-from core.planning import NoPlan, PlanContext, Planner, RuleBasedPlanner
-from core.plans import PENDING, TERMINAL, WAITING
+from core.engine.planning import NoPlan, PlanContext, Planner, RuleBasedPlanner
+from core.engine.plans import PENDING, TERMINAL, WAITING
 from core.tasks import Task
-from core.workflow import Workflow
+from core.engine.workflow import Workflow
 
 log = logging.getLogger("reasoning_loop")
 SETTLE_SECONDS = 0.5  # a file found by a rescan must be this old: the owner may still be saving it
@@ -33,7 +33,7 @@ SETTLE_SECONDS = 0.5  # a file found by a rescan must be this old: the owner may
 
 def make_planner(settings: Settings) -> Planner:
     if settings.llm_base_url:
-        from core.llm_planner import LLMPlanner  # optional: only when the owner configured an LLM
+        from core.engine.llm_planner import LLMPlanner  # optional: only when the owner configured an LLM
         return LLMPlanner.from_settings(settings, fallback=RuleBasedPlanner())
     return RuleBasedPlanner()
 

@@ -97,9 +97,7 @@ def _trim_table(path: str, header: str, keep_rows: int, keep_bytes: int) -> None
             break
         kept.append(row)
     text = header + "".join(reversed(kept))
-    # Not recycled: other processes append through descriptors on the old version until they see
-    # it replaced, and a recycled inode must never be written by anyone else.
-    Vault(Path(path).parent).write_atomic(Path(path), text, sync=False, recycle=False)
+    Vault(Path(path).parent).write_atomic(Path(path), text, sync=False)
 
 
 _appender = _Appender()

@@ -1,27 +1,25 @@
 """The vault on disk: folders, atomic writes, claim-by-move, quarantine, safe names.
 
-Every write goes to a temporary name created with O_EXCL in the destination folder (or a recycled
-inode, see core.spares), is fsynced unless it only mirrors the state store, and is published with one
-rename (the Maildir habit), so no reader ever sees half a file. Every move is one rename, so exactly
+Every write goes to a temporary name created with O_EXCL in the destination folder, is fsynced unless
+it only mirrors the state store, and is published with one rename (the Maildir habit), so no reader
+ever sees half a file. Every move is one rename, so exactly
 one process wins a claim. Nothing here touches a path outside the vault.
 """
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import functools
 import itertools
 import os
 import re
-import stat
 import threading
 import time
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.spares import (RENAME_NOREPLACE, UNSUPPORTED, SparePool, Unsupported, exchange, pool as spare_pool,
-                         renameat2, write_all)
 
 FOLDERS = (
     "Inbox", "Needs_Action", "In_Progress", "Plans", "Pending_Approval", "Approved", "Rejected",
@@ -37,6 +35,12 @@ _counter = itertools.count()
 _counter_lock = threading.Lock()
 _UNSAFE = re.compile(r"[^\w.\- ]+", re.UNICODE)
 MAX_NAME_BYTES = 120
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_renameat2 = getattr(_libc, "renameat2", None)
+_AT_FDCWD, RENAME_NOREPLACE = -100, 1
+UNSUPPORTED = (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP)  # the system or the filesystem cannot
 
 
 class OutsideVaultError(ValueError):
@@ -67,11 +71,20 @@ def slug(raw: str, max_len: int = 40) -> str:
     return safe_name(raw, default="item", max_bytes=max_len).replace(" ", "_")
 
 
-def _is_regular_file(path: Path) -> bool:
-    try:
-        return stat.S_ISREG(os.lstat(path).st_mode)
-    except FileNotFoundError:
-        return False
+def renameat2(src: str | os.PathLike, dest: str | os.PathLike, flags: int) -> int:
+    """renameat2(2): 0 on success, else the errno (ENOSYS where libc lacks it)."""
+    if _renameat2 is None:
+        return errno.ENOSYS
+    if _renameat2(_AT_FDCWD, os.fsencode(src), _AT_FDCWD, os.fsencode(dest), flags) == 0:
+        return 0
+    return ctypes.get_errno()
+
+
+def write_all(fd: int, payload: bytes) -> None:
+    view = memoryview(payload)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
 
 
 def fsync_dir(path: Path) -> None:
@@ -149,44 +162,26 @@ class Vault:
         return Path(os.path.abspath(path)).relative_to(self.root).as_posix()
 
     # -- writing --------------------------------------------------------------------------------
-    def write_atomic(self, path: Path, data: bytes | str, *, exclusive: bool = False, sync: bool = True,
-                     view: bool = False, recycle: bool = True) -> Path:
+    def write_atomic(self, path: Path, data: bytes | str, *, exclusive: bool = False, sync: bool = True) -> Path:
         """Publish ``data`` at ``path`` with one rename. ``exclusive`` refuses to replace a file.
 
-        ``sync=False``: not fsynced (a status rewrite that only mirrors the state store): still
-        atomic, but a power cut may roll it back. ``view``: content rendered from the state store
-        (plans, the dashboard), written without fsync into a recycled inode when one is free; after a
-        power cut it may hold another file's old bytes until rendered again. Other writes fill a
-        recycled inode only when they are fsynced anyway. ``recycle=False``: never recycle, neither
-        way; for a file other processes hold open to append to (see core.spares)."""
+        ``sync=False``: not fsynced (a status rewrite or a view that only mirrors the state store):
+        still atomic, but a power cut may roll it back to the previous version."""
         path = self.check_inside(path)
         payload = data.encode("utf-8") if isinstance(data, str) else data
-        spares = spare_pool(self._root_str) if recycle else None
-        fill = spares is not None and spares.enabled and (view or (self.durable and sync))
-        rested = spares.open_rested() if fill else None
-        if rested is not None:
-            tmp, fd, old_size = rested
-        else:
-            tmp, old_size = os.path.join(os.path.dirname(path), f"{TMP_PREFIX}{unique_suffix()}"), 0
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+        tmp = os.path.join(os.path.dirname(path), f"{TMP_PREFIX}{unique_suffix()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
-            write_all(fd, payload)
-            if old_size > len(payload):
-                os.ftruncate(fd, len(payload))
-            if self.durable and sync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            self._publish(tmp, path, exclusive, spares)
-        except OSError as err:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            if rested is None or err.errno not in (errno.ENOENT, errno.EXDEV):
-                raise
-            # The spare went away while we filled it (the janitor), or it lives on another mount
-            # than the target: write this one the plain way.
-            return self.write_atomic(path, payload, exclusive=exclusive, sync=sync, recycle=False)
+            try:
+                write_all(fd, payload)
+                if self.durable and sync:
+                    os.fsync(fd)
+            finally:
+                os.close(fd)
+            if exclusive:
+                rename_noreplace(tmp, path)
+            else:
+                os.replace(tmp, path)
         except BaseException:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
@@ -196,20 +191,6 @@ class Vault:
             # moves on); a rewrite that is lost leaves the previous version, which is consistent.
             fsync_dir(os.path.dirname(path))
         return path
-
-    @staticmethod
-    def _publish(tmp: str, path: Path, exclusive: bool, spares: SparePool | None) -> None:
-        if exclusive:
-            rename_noreplace(tmp, path)
-            return
-        if spares is not None and spares.enabled and _is_regular_file(path):  # a link or a folder is replaced
-            try:
-                if exchange(tmp, str(path)):
-                    spares.give(tmp)  # the old version's inode, to be filled again (see core.spares)
-                    return
-            except Unsupported:
-                spares.enabled = False
-        os.replace(tmp, path)
 
     def move(self, src: Path, dest_dir: Path, name: str | None = None) -> Path:
         """Move with one rename. Raises FileNotFoundError when another process won the race."""

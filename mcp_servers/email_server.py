@@ -17,13 +17,13 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from core.approvals import Approvals
+from core.approval.approvals import Approvals
 from core.audit import AuditLog
 from core.config import Settings
 from core.daemon import Daemon
 from core.errors import NotConfiguredError
-from core.gate import SkillBinding, StateApprovalGate
-from core.policy import PolicySource
+from core.approval.gate import SkillBinding, StateApprovalGate
+from core.approval.policy import PolicySource
 from core.state import StateStore
 from core.vault import Vault
 from mcp_servers.base import ServerConfig, Tool, ToolContext, create_app, run

@@ -56,7 +56,7 @@ class Grant:
 
 
 class ApprovalGate(Protocol):
-    """The owner's gate in front of every write (real one: core/approvals.py). Sync: it talks to SQLite."""
+    """The owner's gate in front of every write (real one: core/approval/gate.py). Sync: it talks to SQLite."""
 
     def authorize(self, *, service: str, action: str, params: dict, grant_id: str | None,
                   task_id: str | None) -> Grant:

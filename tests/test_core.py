@@ -11,11 +11,11 @@ import pytest
 from core.config import Settings
 from core.documents import Document, DocumentError, section
 from core.errors import ConfigError, OutcomeUnknownError, RateLimitError, TransientError, ValidationError
-from core.executor import Executor
-from core.policy import ActionInfo, Policy, PolicySource, policy_from_markdown
+from core.engine.executor import Executor
+from core.approval.policy import ActionInfo, Policy, PolicySource, policy_from_markdown
 from core.redact import REDACTED, redact, scrub
 from core.retry import Backoff, retry_call
-from core.skills import ActionContext, Skill, SkillRegistry
+from core.engine.skills import ActionContext, Skill, SkillRegistry
 from core.state import StateStore
 from core.vault import OutsideVaultError, Vault, safe_name
 
@@ -177,7 +177,7 @@ def test_broken_handbook_keeps_the_last_good_policy(tmp_path):
     ("planning:\n  - {when: {type: email}}", "planning[0].steps must be a non-empty list"),
 ])
 def test_broken_planning_rules_are_refused_when_read(planning, where):
-    from core.policy import PolicyError
+    from core.approval.policy import PolicyError
     with pytest.raises(PolicyError, match=re.escape(where)):
         policy_from_markdown(f"```yaml\n{planning}\n```\n")
 
@@ -289,7 +289,7 @@ def test_skill_validation_names_the_field(tmp_path):
 def test_broken_skill_is_reported_not_fatal(tmp_path):
     (tmp_path / "good").mkdir()
     (tmp_path / "good" / "SKILL.md").write_text("---\nname: good\ndescription: ok\n---\n")
-    (tmp_path / "good" / "good.py").write_text("from core.skills import Skill\nskill = Skill('good')\n")
+    (tmp_path / "good" / "good.py").write_text("from core.engine.skills import Skill\nskill = Skill('good')\n")
     (tmp_path / "bad").mkdir()
     (tmp_path / "bad" / "SKILL.md").write_text("---\nname: bad\n---\n")
     (tmp_path / "bad" / "bad.py").write_text("raise RuntimeError('boom')\n")

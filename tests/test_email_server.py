@@ -19,12 +19,12 @@ import pytest
 import requests
 from mcp.client import Client
 
-from core.approvals import Approvals
+from core.approval.approvals import Approvals
 from core.audit import read_records
 from core.config import Settings
 from core.documents import Document
-from core.plans import PlanStore, ProposedStep
-from core.skills import ActionContext, SkillRegistry
+from core.engine.plans import PlanStore, ProposedStep
+from core.engine.skills import ActionContext, SkillRegistry
 from core.state import StateStore
 from core.vault import Vault
 from mcp_servers.email_server import build_app

@@ -11,12 +11,12 @@ import shutil
 import pytest
 
 from core.documents import Document
-from core.llm_planner import LLMPlanner
-from core.planning import NoPlan, PlanContext, RuleBasedPlanner
-from core.plans import DONE, ProposedStep, Step
-from core.policy import Policy
+from core.engine.llm_planner import LLMPlanner
+from core.engine.planning import NoPlan, PlanContext, RuleBasedPlanner
+from core.engine.plans import DONE, ProposedStep, Step
+from core.approval.policy import Policy
 from core.retry import Backoff
-from core.skills import SkillRegistry
+from core.engine.skills import SkillRegistry
 from core.tasks import Task, build_task
 from tests.conftest import ROOT, TEST_SKILLS, md_files, wait_until
 from tests.fakes.fake_llm import FakeLLM

@@ -9,10 +9,10 @@ import pytest
 
 from core.config import Settings
 from core.locks import stripe_of
-from core.plans import ProposedStep
-from core.skills import Skill, SkillRegistry
+from core.engine.plans import ProposedStep
+from core.engine.skills import Skill, SkillRegistry
 from core.tasks import build_task, write_new_task
-from core.workflow import Workflow
+from core.engine.workflow import Workflow
 from reasoning_loop import ReasoningLoop
 
 HANDBOOK = """```yaml

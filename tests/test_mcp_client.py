@@ -1,4 +1,4 @@
-"""core.mcp_client against small real aiohttp servers: envelope errors back to core.errors, and what a
+"""core.engine.mcp_client against small real aiohttp servers: envelope errors back to core.errors, and what a
 transport failure means for a read, a write, and a write the server deduplicates."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from aiohttp import web
 
 from core.errors import (ApprovalRequiredError, AuthError, NotConfiguredError, OutcomeUnknownError, RateLimitError,
                          TransientError, UpstreamError, ValidationError)
-from core.mcp_client import McpClient
+from core.engine.mcp_client import McpClient
 from core.retry import Backoff
 from mcp_servers.envelope import failure, success
 from tests.conftest import free_port

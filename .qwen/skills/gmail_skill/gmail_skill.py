@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import copy
 
-from core.mcp_client import McpClient
-from core.skills import ActionContext, Skill
+from core.engine.mcp_client import McpClient
+from core.engine.skills import ActionContext, Skill
 from mcp_servers.email_schema import SendEmailInput
 
 skill = Skill("gmail_skill")

@@ -5,7 +5,7 @@ import shutil
 from pathlib import Path
 
 from core.errors import NotFoundError, ValidationError
-from core.skills import ActionContext, Skill
+from core.engine.skills import ActionContext, Skill
 from core.vault import Vault, safe_name
 
 skill = Skill("vault_skill")

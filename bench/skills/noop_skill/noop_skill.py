@@ -1,5 +1,5 @@
 """Benchmark-only: an action that does nothing, so bench/pipeline.py measures the pipeline itself."""
-from core.skills import ActionContext, Skill
+from core.engine.skills import ActionContext, Skill
 
 skill = Skill("noop_skill")
 

@@ -7,7 +7,7 @@ import os
 import sqlite3
 import time
 
-from core.skills import ActionContext, Skill
+from core.engine.skills import ActionContext, Skill
 
 skill = Skill("test_skill")
 

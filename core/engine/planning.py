@@ -11,9 +11,9 @@ import string
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from core.plans import ProposedStep, Step
-from core.policy import Policy
-from core.skills import SkillRegistry
+from core.engine.plans import ProposedStep, Step
+from core.approval.policy import Policy
+from core.engine.skills import SkillRegistry
 from core.tasks import Task
 
 MAX_FIELD_CHARS = 20_000

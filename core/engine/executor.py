@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, ContextManager
 
 from core.retry import Backoff
-from core.skills import Action, ActionContext, Outcome, SkillRegistry
+from core.engine.skills import Action, ActionContext, Outcome, SkillRegistry
 from core.state import StateStore, loads
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
-from core.approvals import APPROVED, EXECUTED, PENDING, Approvals, Grant, grant_from_row
+from core.approval.approvals import APPROVED, EXECUTED, PENDING, Approvals, Grant, grant_from_row
 from core.audit import AuditLog
 from core.errors import ApprovalRequiredError, ConfigError
 from core.state import StateStore, dumps, loads

@@ -18,7 +18,7 @@ import jsonschema
 
 from core.documents import Document, DocumentError
 from core.errors import AIEmployeeError, OutcomeUnknownError, ValidationError
-from core.policy import ActionInfo
+from core.approval.policy import ActionInfo
 
 log = logging.getLogger(__name__)
 

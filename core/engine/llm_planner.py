@@ -19,8 +19,8 @@ import requests
 
 from core.documents import fence
 from core.errors import AuthError, RateLimitError, TransientError, UpstreamError, ValidationError
-from core.planning import NoPlan, PlanContext, Planner
-from core.plans import ProposedStep, Step
+from core.engine.planning import NoPlan, PlanContext, Planner
+from core.engine.plans import ProposedStep, Step
 from core.redact import scrub
 from core.retry import Backoff, retry_call
 from core.tasks import Task

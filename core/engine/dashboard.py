@@ -7,7 +7,7 @@ import os
 import time
 from pathlib import Path
 
-from core.approvals import Approvals
+from core.approval.approvals import Approvals
 from core.audit import read_records
 from core.state import StateStore
 from core.vault import Vault
@@ -116,7 +116,6 @@ class DashboardWriter:
             return False
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
         self.vault.write_atomic(self.vault.root / "Dashboard.md",
-                                f"---\ntype: dashboard\nupdated: {stamp}\n---\n{body}\n_Updated {stamp}_\n", sync=False,
-                                view=True)
+                                f"---\ntype: dashboard\nupdated: {stamp}\n---\n{body}\n_Updated {stamp}_\n", sync=False)
         self._last = body
         return True

@@ -6,15 +6,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from core.approvals import APPROVED, EXECUTED, FAILED as APR_FAILED, PENDING as PENDING_APPROVAL, Approvals, Grant, grant_from_row
+from core.approval.approvals import APPROVED, EXECUTED, FAILED as APR_FAILED, PENDING as PENDING_APPROVAL, Approvals, Grant, grant_from_row
 from core.audit import AuditLog
 from core.config import Settings
 from core.documents import iso, utcnow
 from core.errors import AIEmployeeError
-from core.executor import Execution, Executor
-from core.plans import DONE, FAILED, PENDING, REJECTED, EXPIRED, SKIPPED, TERMINAL, WAITING, PlanStore, Step, render_plan
-from core.policy import PolicySource
-from core.skills import SkillRegistry
+from core.engine.executor import Execution, Executor
+from core.engine.plans import DONE, FAILED, PENDING, REJECTED, EXPIRED, SKIPPED, TERMINAL, WAITING, PlanStore, Step, render_plan
+from core.approval.policy import PolicySource
+from core.engine.skills import SkillRegistry
 from core.state import StateStore
 from core.tasks import Task, update_task
 from core.vault import Vault
@@ -127,7 +127,7 @@ class Workflow:
                 if row and row["file_name"]:
                     files[s.approval_id] = row["file_name"][:-3]
         text = render_plan(task.id, task.title, self.plans.get(task.id) if plan is None else plan, steps, files)
-        self.vault.write_atomic(self.vault.folder("Plans") / f"PLAN_{task.id}.md", text, sync=False, view=True)
+        self.vault.write_atomic(self.vault.folder("Plans") / f"PLAN_{task.id}.md", text, sync=False)
 
     def settle(self, task: Task, *, note: str | None = None, fail_reason: str | None = None,
                steps: list[Step] | None = None, round_state: tuple[int, str, str | None] | None = None) -> str:
