@@ -18,9 +18,10 @@ from aiohttp.abc import AbstractAccessLogger
 from multidict import MultiMapping
 
 from core.errors import ValidationError
+from core.redact import redact
 from mcp_servers import protocol
 from mcp_servers.dispatch import execute
-from mcp_servers.envelope import error_middleware, json_response, success, timestamp
+from mcp_servers.envelope import check_json_value, error_middleware, json_response, read_json, success, timestamp
 from mcp_servers.security import security_middleware
 from mcp_servers.tools import (AUDIT_KEY, CONFIG_KEY, GATE_KEY, HEALTH_KEY, REQUEST_ID_KEY, TOOLS_KEY,
                                ApprovalGate, Audit, Grant, HealthChecks, ServerConfig, Tool, ToolContext,
@@ -74,17 +75,15 @@ def _rest_handler(tool: Tool) -> Any:
 
 
 def _query_arguments(query: MultiMapping[str], tool: Tool) -> dict[str, Any]:
-    return {key: query.getall(key) if key in tool.list_fields else query[key] for key in query}
+    arguments = {key: query.getall(key) if key in tool.list_fields else query[key] for key in query}
+    check_json_value(arguments)  # the body reader's rule for text: no lone surrogate gets past the edge
+    return arguments
 
 
 async def _json_object(request: web.Request) -> dict[str, Any]:
-    raw = await request.read()
-    if not raw.strip():
+    body = await read_json(request)
+    if body is None:
         return {}  # a POST with nothing to say, e.g. POST /invoices/sync
-    try:
-        body = json.loads(raw)
-    except ValueError as err:
-        raise ValidationError(f"request body is not valid JSON ({err})", field="body") from None
     if not isinstance(body, dict):
         raise ValidationError(f"request body must be a JSON object, not {type(body).__name__}", field="body")
     return body
@@ -119,13 +118,17 @@ async def _health(request: web.Request) -> web.Response:
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON line per record, its `extra` fields included, redacted as the audit log is: secret-looking
+    keys masked and bearer tokens cut out of the message, the extras and the traceback."""
+
     _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
     def format(self, record: logging.LogRecord) -> str:
-        entry = {"ts": timestamp(), "level": record.levelname, "logger": record.name, "msg": record.getMessage()}
-        entry.update((k, v) for k, v in vars(record).items() if k not in self._STANDARD)
+        entry = {"ts": timestamp(), "level": record.levelname, "logger": record.name,
+                 "msg": redact(record.getMessage())}
+        entry.update(redact({k: v for k, v in vars(record).items() if k not in self._STANDARD}))
         if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry["exc"] = redact(self.formatException(record.exc_info))
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 

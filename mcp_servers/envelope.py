@@ -1,6 +1,8 @@
 """The REST envelopes of DESIGN §6 and the one middleware that turns every failure into one.
 
 The same envelope is the MCP `structuredContent`, so a skill reads REST and MCP answers alike.
+Also the wire in both directions: `read_json`, the one reader of request bodies (REST and /mcp),
+which refuses what is not strict UTF-8 JSON, and `dumps`, whose text always encodes as UTF-8.
 """
 from __future__ import annotations
 
@@ -21,6 +23,9 @@ from mcp_servers.tools import CONFIG_KEY, REQUEST_ID_KEY
 
 log = logging.getLogger("mcp_servers")
 _CLIENT_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+MAX_JSON_DEPTH = 64  # arrays and objects nested in each other; tool arguments need a handful
+_SURROGATE = re.compile(r"[\ud800-\udfff]")  # after decoding, any surrogate code point is a lone one
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")  # how one gets into a UTF-8 body: a \uD800 escape
 
 
 def timestamp() -> str:
@@ -29,8 +34,110 @@ def timestamp() -> str:
 
 
 def dumps(obj: Any) -> str:
+    """JSON text that always encodes as UTF-8: should a lone surrogate reach an answer anyway (say in
+    upstream data), the text falls back to ASCII escapes instead of failing to encode."""
     # to_jsonable_python covers what handlers naturally return: datetimes, pydantic models, sets.
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=to_jsonable_python)
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=to_jsonable_python)
+    if text.isascii():  # O(1) in CPython: the common case costs nothing
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(obj, ensure_ascii=True, separators=(",", ":"), default=to_jsonable_python)
+    return text
+
+
+class MalformedInput(ValidationError):
+    """Input the server refuses to read, REST and /mcp alike. `kind`: "media_type" (a body not sent
+    as application/json, HTTP 415), "syntax" (not UTF-8 JSON), "depth" (nested deeper than
+    MAX_JSON_DEPTH) or "unicode" (a string or key holding a lone surrogate). `path` locates the
+    offending value in `document`, the parsed input (None when parsing failed)."""
+
+    def __init__(self, message: str, *, kind: str, field: str | None, status: int = 400,
+                 path: tuple[str | int, ...] = (), document: Any = None) -> None:
+        super().__init__(message, field=field)
+        self.kind, self.http_status, self.path, self.document = kind, status, path, document
+
+
+def _field(path: tuple[str | int, ...]) -> str:
+    """("tags", 0) → "tags.0", like a validation error's field; lone surrogates in keys are shown escaped."""
+    return ".".join(str(p).encode("utf-8", "backslashreplace").decode("utf-8") for p in path) or "body"
+
+
+def _has_surrogate(text: str) -> bool:
+    return not text.isascii() and _SURROGATE.search(text) is not None
+
+
+def check_json_value(value: Any, *, max_depth: int = MAX_JSON_DEPTH) -> None:
+    """Raise MalformedInput if `value` nests deeper than `max_depth` or holds a lone surrogate in any
+    string or key. Refused rather than replaced: what is approved, audited or sent must be exactly
+    what the caller asked for, and a surrogate cannot be written to a UTF-8 file or answer anyway."""
+    stack: list[tuple[Any, int, tuple[str | int, ...]]] = [(value, 0, ())]
+    while stack:
+        node, depth, path = stack.pop()
+        if isinstance(node, str):
+            if _has_surrogate(node):
+                raise _lone_surrogate(path, value)
+            continue
+        items = node.items() if isinstance(node, dict) else enumerate(node)
+        if depth >= max_depth:
+            raise MalformedInput(f"request nests deeper than {max_depth} levels of arrays and objects "
+                                 f"(at {_field(path)})", kind="depth", field=_field(path), path=path,
+                                 document=value)
+        for key, child in items:
+            if isinstance(key, str) and _has_surrogate(key):
+                raise _lone_surrogate((*path, key), value)
+            if isinstance(child, (str, dict, list)):
+                stack.append((child, depth + 1, (*path, key)))
+
+
+def _lone_surrogate(path: tuple[str | int, ...], document: Any) -> MalformedInput:
+    return MalformedInput(f"{_field(path)} holds a lone UTF-16 surrogate (such as \\ud800), which is not "
+                          "Unicode text; send valid text", kind="unicode", field=_field(path), path=path,
+                          document=document)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"number {text[:20]} does not fit a 64-bit float")
+    return number
+
+
+def _sent_as_json(request: web.Request) -> bool:
+    charset = request.charset
+    return request.content_type == "application/json" and (charset is None or charset.lower() in ("utf-8", "utf8"))
+
+
+async def read_json(request: web.Request) -> Any:
+    """The one reader of JSON request bodies (REST POST routes and /mcp): the parsed body, or None
+    for an empty one. Raises MalformedInput for a body not sent as `application/json` (UTF-8), one
+    that is not strict UTF-8 JSON (NaN, Infinity and numbers beyond a float are refused too), nests
+    deeper than MAX_JSON_DEPTH or holds a lone surrogate; lets aiohttp's 413 through. Past this
+    point (validation, the gate's approval files, the audit log, answers) every string is valid Unicode."""
+    if request.body_exists and not _sent_as_json(request):
+        got = request.headers.get("Content-Type")
+        raise MalformedInput(f"{request.method} {request.path} takes a JSON body: send Content-Type: application/json "
+                             f"(got {repr(got) if got else 'none'})", kind="media_type", field=None, status=415)
+    raw = await request.read()
+    if not raw.strip():
+        return None
+    try:
+        text = raw.decode("utf-8")  # strict: RFC 8259 JSON is UTF-8, and this refuses encoded surrogates
+        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except RecursionError:  # json's own limit (~1,000 levels), far past ours
+        raise MalformedInput(f"request body nests deeper than {MAX_JSON_DEPTH} levels of arrays and objects",
+                             kind="depth", field="body") from None
+    except ValueError as err:  # includes UnicodeDecodeError
+        raise MalformedInput(f"request body is not valid JSON ({err})", kind="syntax", field="body") from None
+    # Walk the value only when it could be too deep or hold a surrogate (both scans run in C).
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH or _SURROGATE_ESCAPE.search(text):
+        check_json_value(value)
+    return value
 
 
 def success(data: Any) -> dict:
@@ -53,6 +160,10 @@ def from_exception(err: BaseException, request_id: str) -> tuple[int, dict, dict
     headers: dict[str, str] = {}
     if isinstance(err, ApprovalRequiredError):
         extra["approval_id"] = err.approval_id
+    elif getattr(err, "queued_for", None) is not None:  # a write the ledger queued in the outbox
+        extra["queued"] = True
+        extra["retry_after"] = max(1, math.ceil(err.queued_for))
+        headers["Retry-After"] = str(extra["retry_after"])
     elif isinstance(err, RateLimitError) and err.retry_after is not None:
         extra["retry_after"] = max(1, math.ceil(err.retry_after))
         headers["Retry-After"] = str(extra["retry_after"])

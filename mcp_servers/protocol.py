@@ -6,7 +6,6 @@ can read and react to them); only protocol misuse becomes a JSON-RPC error.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -134,6 +133,24 @@ def _error(msg_id: Any, code: int, message: str, status: int = 200) -> web.Respo
     return _reply({"id": msg_id, "error": {"code": code, "message": message}}, status)
 
 
+def _valid_id(msg_id: Any) -> bool:
+    return isinstance(msg_id, (str, int)) and not isinstance(msg_id, bool)  # MCP: never null
+
+
+def _unreadable(err: envelope.MalformedInput) -> web.Response:
+    """The JSON-RPC answer to a body the shared reader refused."""
+    if err.kind == "media_type":
+        return _error(None, INVALID_REQUEST, f"Invalid Request: {err}", err.http_status)
+    if err.kind != "unicode":  # not JSON, or nested too deep to parse
+        return _error(None, PARSE_ERROR, f"Parse error: {err}", 400)
+    # Parsed, but some string is not Unicode text: answer the request's id unless that is the culprit.
+    message = err.document if isinstance(err.document, dict) else {}
+    msg_id = message.get("id") if err.path[:1] != ("id",) and _valid_id(message.get("id")) else None
+    if msg_id is not None and err.path[:1] == ("params",):
+        return _error(msg_id, INVALID_PARAMS, f"Invalid params: {err}")
+    return _error(msg_id, INVALID_REQUEST, f"Invalid Request: {err}", 400)
+
+
 async def handle(request: web.Request) -> web.Response:
     if request.method != "POST":
         return web.Response(status=405, headers={"Allow": "POST"}, content_type="application/json",
@@ -141,18 +158,20 @@ async def handle(request: web.Request) -> web.Response:
                                 "code": INVALID_REQUEST,
                                 "message": "this stateless server has no event stream: POST JSON-RPC to /mcp"}}))
     try:
-        message = json.loads(await request.read())
+        message = await envelope.read_json(request)
     except web.HTTPRequestEntityTooLarge:
         limit = request.app[CONFIG_KEY].max_body_bytes
         return _error(None, INVALID_REQUEST, f"message is larger than {limit} bytes", 413)
-    except ValueError:  # includes UnicodeDecodeError
-        return _error(None, PARSE_ERROR, "Parse error: the body is not valid JSON", 400)
+    except envelope.MalformedInput as err:
+        return _unreadable(err)
+    if message is None:
+        return _error(None, PARSE_ERROR, "Parse error: the body is empty", 400)
     if not isinstance(message, dict):
         hint = "batches are not supported" if isinstance(message, list) else "expected a JSON object"
         return _error(None, INVALID_REQUEST, f"Invalid Request: {hint}", 400)
     msg_id, method = message.get("id"), message.get("method")
     is_request = "id" in message
-    valid_id = isinstance(msg_id, (str, int)) and not isinstance(msg_id, bool)  # MCP: never null
+    valid_id = _valid_id(msg_id)
     if message.get("jsonrpc") != "2.0" or (is_request and not valid_id):
         text = "Invalid Request: needs jsonrpc '2.0' and a string or integer id"
         return _error(msg_id if valid_id else None, INVALID_REQUEST, text, 400)

@@ -8,10 +8,11 @@ means a non-browser client, which the token (when set) still has to pass.
 from __future__ import annotations
 
 import hmac
+import ipaddress
+import re
 from typing import Any
 
 from aiohttp import web
-from yarl import URL
 
 from mcp_servers.envelope import dumps, error_response
 from mcp_servers.tools import ServerConfig
@@ -21,21 +22,30 @@ UNAUTHENTICATED_PATHS = frozenset({"/health"})
 REFUSED = -32001  # JSON-RPC implementation-defined server error, so MCP clients show our message
 
 
-def hostname(host_header: str) -> str:
-    """'127.0.0.1:8080' → '127.0.0.1', '[::1]:8080' → '::1', 'LocalHost' → 'localhost'."""
-    value = host_header.strip().lower()
-    if value.startswith("["):
-        return value[1:value.find("]")] if "]" in value else value
-    name, sep, port = value.rpartition(":")
-    return name if sep and port.isdigit() and ":" not in name else value
+# host [":" port], where host is "[" IPv6 literal "]" or a name / IPv4 address (RFC 3986 reg-name
+# characters, so no colon), and port is ASCII digits. Nothing else: no userinfo, path or trailing text.
+_HOST_PORT = re.compile(r"(?:\[(?P<ipv6>[0-9a-f:.]+)\]|(?P<name>[a-z0-9\-._~%!$&'()*+,;=]+))(?::[0-9]+)?",
+                        re.ASCII | re.IGNORECASE)
+
+
+def hostname(host_header: str) -> str | None:
+    """'127.0.0.1:8080' → '127.0.0.1', '[::1]:8080' → '::1', 'LocalHost' → 'localhost'; None (which no
+    allowed host matches) for anything that is not exactly host[:port], e.g. '[::1]evil.example'."""
+    match = _HOST_PORT.fullmatch(host_header)
+    if match is None:
+        return None
+    if match["ipv6"] is None:
+        return match["name"].lower()
+    try:
+        return ipaddress.IPv6Address(match["ipv6"]).compressed
+    except ValueError:
+        return None
 
 
 def is_local_origin(origin: str) -> bool:
-    try:
-        url = URL(origin)
-    except ValueError:
-        return False
-    return url.scheme in ("http", "https") and (url.host or "").lower().strip("[]") in LOOPBACK_HOSTS
+    """Origin is exactly scheme "://" host [":" port] (RFC 6454); loopback hosts over http(s) only."""
+    scheme, sep, host_port = origin.partition("://")
+    return bool(sep) and scheme.lower() in ("http", "https") and hostname(host_port) in LOOPBACK_HOSTS
 
 
 def bearer_matches(authorization: str | None, token: str) -> bool:
