@@ -53,21 +53,40 @@ class Daemon:
         self.beat_every = beat_every
         self._last_beat = 0.0
         self._last_status: tuple[str, str] | None = None
+        self._store_error: str | None = None
+
+    @property
+    def store_error(self) -> str | None:
+        """Why the last heartbeat could not be recorded, while the state store stays unreadable."""
+        return self._store_error
 
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.stop.set())
 
-    def beat(self, status: str = "healthy", detail: str = "", *, error: str | None = None, force: bool = False) -> None:
+    def beat(self, status: str = "healthy", detail: str = "", *, note: str = "", error: str | None = None,
+             force: bool = False) -> None:
+        """Record health. ``detail`` names the state (a change is logged); ``note`` is what changes
+        all the time (the last poll, the next retry): shown beside it, never logged."""
         now = time.monotonic()
         changed = (status, detail) != self._last_status
         if changed:
             log.log(logging.WARNING if status not in ("healthy", "idle") else logging.INFO,
                     "%s is %s%s", self.name, status, f": {detail}" if detail else "")
         if changed or force or error or now - self._last_beat >= self.beat_every:
-            self.state.heartbeat(self.name, status, detail, os.getpid(), error=error)
-            self._last_beat = now
+            shown = f"{detail} ({note})" if detail and note else detail or note
             self._last_status = (status, detail)
+            try:
+                self.state.heartbeat(self.name, status, shown, os.getpid(), error=error)
+            except Exception as err:  # noqa: BLE001 - an unreadable store must not stop the work
+                if self._store_error is None:
+                    log.warning("%s: cannot record health in the state store: %s", self.name, err)
+                self._store_error = str(err)
+                return
+            if self._store_error is not None:
+                log.info("%s: the state store is reachable again", self.name)
+                self._store_error = None
+            self._last_beat = now
 
 
 class FolderFeed:

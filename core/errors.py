@@ -98,3 +98,24 @@ class OutcomeUnknownError(AIEmployeeError):
 
     code = "UPSTREAM_UNAVAILABLE"
     http_status = 504
+
+
+_BY_CODE: dict[str, type[AIEmployeeError]] = {
+    cls.code: cls for cls in (ValidationError, NotConfiguredError, AuthError, TransientError, RateLimitError,
+                              UpstreamError, NotFoundError)
+}
+
+
+def error_for_code(code: str | None, message: str, *, retry_after: float | None = None,
+                   approval_id: str | None = None, field: str | None = None) -> AIEmployeeError:
+    """The exception an error envelope (or a recorded failure) stands for, so it can be raised again."""
+    if code == "APPROVAL_REQUIRED":
+        return ApprovalRequiredError(message, approval_id=approval_id or "")
+    if code == "RATE_LIMITED":
+        return RateLimitError(message, retry_after=retry_after)
+    if code == "VALIDATION_ERROR":
+        return ValidationError(message, field=field)
+    cls = _BY_CODE.get(code or "")
+    if cls is None or cls is UpstreamError:
+        return UpstreamError(message)
+    return cls(message)

@@ -2,9 +2,11 @@
 the platform's own wait (``RateLimitError.retry_after``). Auth errors are never retried."""
 from __future__ import annotations
 
+import email.utils
 import random
 import time
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Callable, TypeVar
 
 from core.errors import RateLimitError, TransientError
@@ -42,3 +44,18 @@ def retry_call(fn: Callable[[], T], *, backoff: Backoff = Backoff(), sleep: Call
                 on_retry(attempt, err, wait)
             sleep(wait)
             attempt += 1
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """An HTTP ``Retry-After`` value (seconds, or an HTTP date) as seconds from now; None if unusable."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())

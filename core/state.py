@@ -48,12 +48,23 @@ CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0, next_attempt REAL NOT NULL, last_error TEXT,
     created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS channels (
+    name TEXT PRIMARY KEY, state TEXT NOT NULL, detail TEXT, by TEXT, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS health (
     process TEXT PRIMARY KEY, status TEXT NOT NULL, detail TEXT, pid INTEGER,
     heartbeat REAL NOT NULL, last_error TEXT, last_error_at REAL);
 """
 
+# Columns added after a table first shipped: an existing database gets them at the next start.
+MIGRATIONS = {
+    "steps": {"due": "REAL"},
+    "outbox": {"key": "TEXT"},
+}
+POST_MIGRATION = "CREATE UNIQUE INDEX IF NOT EXISTS outbox_by_key ON outbox (key);"
+
 LEDGER_STATES = ("pending", "sending", "succeeded", "failed", "unknown")
+# What a channel's last real outcome was (a call to Gmail, X, Odoo, ...), by whichever process made it.
+CHANNEL_STATES = ("ok", "auth_error", "unavailable", "rate_limited", "not_configured")
 
 
 def dumps(value: Any) -> str:
@@ -114,7 +125,22 @@ class StateStore:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
         self._writer = _writer_for(self.path)
-        self._connect().executescript(SCHEMA)  # idempotent; executescript manages its own transaction
+        db = self._connect()
+        db.executescript(SCHEMA)  # idempotent; executescript manages its own transaction
+        self._migrate(db)
+
+    def _migrate(self, db: sqlite3.Connection) -> None:
+        for table, columns in MIGRATIONS.items():
+            have = {row["name"] for row in db.execute(f"PRAGMA table_info({table})")}
+            for column, kind in columns.items():
+                if column not in have:
+                    with self.transaction() as tx:
+                        try:
+                            tx.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+                        except sqlite3.OperationalError as err:  # another process added it first
+                            if "duplicate column" not in str(err):
+                                raise
+        db.executescript(POST_MIGRATION)
 
     # -- connection -------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
@@ -253,15 +279,35 @@ class StateStore:
             return True
 
     # -- outbox ---------------------------------------------------------------------------------
-    def outbox_put(self, kind: str, payload: dict, *, delay: float = 0.0) -> int:
+    def outbox_put(self, kind: str, payload: dict, *, delay: float = 0.0, key: str | None = None,
+                   error: str | None = None) -> int:
+        """Queue ``payload`` for a later attempt. With ``key``, one entry per key: queueing it again
+        moves its next attempt and counts the failure."""
+        now = time.time()
         with self.transaction() as db:
-            cur = db.execute("INSERT INTO outbox(kind, payload, next_attempt, created) VALUES(?,?,?,?)",
-                             (kind, dumps(payload), time.time() + delay, time.time()))
+            if key is not None:
+                found = db.execute("SELECT id FROM outbox WHERE key=?", (key,)).fetchone()
+                if found is not None:
+                    db.execute("UPDATE outbox SET attempts=attempts+1, next_attempt=?, last_error=? WHERE id=?",
+                               (now + delay, error, found["id"]))
+                    return int(found["id"])
+            cur = db.execute("INSERT INTO outbox(kind, payload, next_attempt, created, key, last_error, attempts) "
+                             "VALUES(?,?,?,?,?,?,?)",
+                             (kind, dumps(payload), now + delay, now, key, error, 1 if error else 0))
             return int(cur.lastrowid)
 
     def outbox_due(self, kind: str, limit: int = 50) -> list[sqlite3.Row]:
-        return self.query("SELECT * FROM outbox WHERE kind=? AND next_attempt<=? ORDER BY id LIMIT ?",
+        return self.query("SELECT * FROM outbox WHERE kind=? AND next_attempt<=? ORDER BY next_attempt, id LIMIT ?",
                           (kind, time.time(), limit))
+
+    def outbox_entry(self, key: str) -> sqlite3.Row | None:
+        rows = self.query("SELECT * FROM outbox WHERE key=?", (key,))
+        return rows[0] if rows else None
+
+    def outbox_waiting(self, kind: str) -> tuple[int, float | None]:
+        """How many entries of ``kind`` wait, and when the next one is due."""
+        row = self.query("SELECT COUNT(*) AS n, MIN(next_attempt) AS due FROM outbox WHERE kind=?", (kind,))[0]
+        return int(row["n"]), row["due"]
 
     def outbox_done(self, item_id: int) -> None:
         with self.transaction() as db:
@@ -271,6 +317,18 @@ class StateStore:
         with self.transaction() as db:
             db.execute("UPDATE outbox SET attempts=attempts+1, next_attempt=?, last_error=? WHERE id=?",
                        (time.time() + delay, error, item_id))
+
+    # -- channels ---------------------------------------------------------------------------------
+    def set_channel(self, name: str, state: str, detail: str = "", *, by: str = "") -> None:
+        assert state in CHANNEL_STATES, state
+        with self.transaction() as db:
+            db.execute("INSERT INTO channels(name, state, detail, by, at) VALUES(?,?,?,?,?) ON CONFLICT(name) DO "
+                       "UPDATE SET state=excluded.state, detail=excluded.detail, by=excluded.by, at=excluded.at",
+                       (name, state, detail, by, time.time()))
+
+    def channel(self, name: str) -> sqlite3.Row | None:
+        rows = self.query("SELECT * FROM channels WHERE name=?", (name,))
+        return rows[0] if rows else None
 
     # -- health --------------------------------------------------------------------------------
     def heartbeat(self, process: str, status: str, detail: str = "", pid: int | None = None,

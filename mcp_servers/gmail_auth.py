@@ -10,7 +10,7 @@ import os
 import sys
 from collections.abc import Mapping, Sequence
 
-from mcp_servers.gmail_connector import SCOPES, GmailConfig, save_token
+from mcp_servers.gmail import SCOPES, GmailConfig, save_token
 
 EXIT_NOT_CONFIGURED = 2
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import AuthError, NotConfiguredError, RateLimitError, TransientError, ValidationError
-from mcp_servers.gmail_connector import (
+from mcp_servers.gmail import (
     GmailAuthError,
     GmailConfig,
     GmailConnectionError,

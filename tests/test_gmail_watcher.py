@@ -7,16 +7,18 @@ from pathlib import Path
 
 import pytest
 
-import watchers.base
+import core.intake
 from core.config import Settings
 from core.documents import Document
 from core.errors import TransientError
+from core.retry import Backoff
 from core.state import StateStore
 from tests.conftest import md_files, wait_until
 from tests.fakes.fake_gmail import FakeGmail, write_token_file
 from watchers.gmail_watcher import CURSOR, GmailWatcher
 
 pytestmark = pytest.mark.timeout(60)
+FAST = Backoff(base=0.02, maximum=0.1, attempts=1_000_000)  # the platform's own waits (Retry-After) still hold
 
 
 @pytest.fixture
@@ -31,7 +33,7 @@ def make_watcher(tmp_path: Path, fake: FakeGmail, *, token: bool = True, **env: 
     settings = Settings.from_env({"VAULT_PATH": str(tmp_path / "vault"), "GMAIL_API_ENDPOINT": fake.url,
                                   "GMAIL_TOKEN_URI": fake.token_uri, "GMAIL_TOKEN_FILE": str(tmp_path / "token.json"),
                                   "GMAIL_POLL_SECONDS": "0.05", **env})
-    return GmailWatcher(settings)
+    return GmailWatcher(settings, backoff=FAST)
 
 
 @pytest.fixture
@@ -111,18 +113,18 @@ def test_cursor_moves_only_after_every_task_of_the_batch_is_durable(watcher, fak
     watcher.poll()
     cursor = watcher.state.get_cursor(CURSOR)
     ids = [fake.add_message(f"p{i}@example.com", fake.email, f"M{i}", "x") for i in range(2)]
-    real, calls = watchers.base.write_new_task, []
+    real, calls = core.intake.write_new_task, []
 
     def flaky(vault, doc):
         calls.append(doc.meta["source_id"])
         if len(calls) == 2:
             raise OSError(28, "No space left on device")
         return real(vault, doc)
-    monkeypatch.setattr(watchers.base, "write_new_task", flaky)
+    monkeypatch.setattr(core.intake, "write_new_task", flaky)
     with pytest.raises(OSError):
         watcher.poll()
     assert watcher.state.get_cursor(CURSOR) == cursor and len(tasks(watcher)) == 1
-    monkeypatch.setattr(watchers.base, "write_new_task", real)
+    monkeypatch.setattr(core.intake, "write_new_task", real)
     assert watcher.poll() == 1
     assert set(tasks(watcher)) == set(ids) and watcher.state.get_cursor(CURSOR) == fake.history_id
 
@@ -143,12 +145,12 @@ def test_a_request_gmail_refuses_degrades_instead_of_crashing(watcher, fake):
     assert watcher.state.get_cursor(CURSOR) is None
 
 
-def run_in_thread(w: GmailWatcher) -> tuple[threading.Thread, list[tuple[str, str]]]:
-    beats: list[tuple[str, str]] = []
+def run_in_thread(w: GmailWatcher) -> tuple[threading.Thread, list[tuple[str, str, str]]]:
+    beats: list[tuple[str, str, str]] = []
     real = w.daemon.beat
 
     def record(status: str = "healthy", detail: str = "", **kwargs) -> None:
-        beats.append((status, detail))
+        beats.append((status, detail, kwargs.get("note", "")))
         real(status, detail, **kwargs)
     w.daemon.beat = record  # type: ignore[method-assign]
     thread = threading.Thread(target=w.run_polling, daemon=True)
@@ -172,8 +174,8 @@ def test_rate_limits_and_5xx_are_retried_by_the_base(watcher, fake):
         wait_until(lambda: mid in tasks(watcher), message="the task after the failures")
     finally:
         stop(watcher, thread)
-    degraded = [detail for status, detail in beats if status == "degraded"]
-    assert "503" in degraded[0] and "429" in degraded[1] and degraded[1].endswith("retrying in 1s")
+    degraded = [(detail, note) for status, detail, note in beats if status == "degraded"]
+    assert "503" in degraded[0][0] and "429" in degraded[1][0] and degraded[1][1] == "retrying in 1s"
     assert beats[-1][0] == "healthy"
 
 
@@ -182,7 +184,7 @@ def test_revoked_token_pauses_the_channel_and_says_so(watcher, fake):
     try:
         wait_until(lambda: watcher.state.get_cursor(CURSOR), message="the first sync")
         fake.revoke_token()
-        wait_until(lambda: any(s == "auth_error" for s, _ in beats), message="the auth error")
+        wait_until(lambda: any(s == "auth_error" for s, _, _ in beats), message="the auth error")
         assert thread.is_alive()
     finally:
         stop(watcher, thread)
@@ -198,3 +200,47 @@ def test_without_a_token_it_stays_up_and_reports_not_configured(tmp_path, fake):
     finally:
         stop(w, thread)
     assert beats[0][0] == "not_configured" and fake.requests == []
+
+
+def test_an_unexpected_error_in_a_poll_degrades_the_watcher_and_it_keeps_polling(watcher, fake, monkeypatch):
+    real, failures = watcher.poll, []
+
+    def poll() -> int:
+        if not failures:
+            failures.append(1)
+            raise OSError(5, "Input/output error")  # not the channel's: the disk, say
+        return real()
+    monkeypatch.setattr(watcher, "poll", poll)
+    thread, beats = run_in_thread(watcher)
+    try:
+        wait_until(lambda: any(s == "healthy" for s, _, _ in beats), message="a healthy poll after the error")
+        assert thread.is_alive()
+    finally:
+        stop(watcher, thread)
+    assert beats[0][0] == "degraded" and "Input/output error" in beats[0][1]
+
+
+def test_healthy_polls_are_logged_once_not_at_every_poll(watcher, fake, caplog):
+    caplog.set_level("INFO", logger="core.daemon")
+    fake.add_message("a@example.com", fake.email, "One", "x")  # the first poll finds 1 new, the others 0
+    thread, beats = run_in_thread(watcher)
+    try:
+        wait_until(lambda: len([b for b in beats if b[0] == "healthy"]) >= 5, message="five polls")
+    finally:
+        stop(watcher, thread)
+    said = [r.getMessage() for r in caplog.records if r.name == "core.daemon"]
+    assert len([m for m in said if "is healthy" in m]) == 1, said
+
+
+def test_the_channel_state_is_shared_through_the_store(watcher, fake):
+    watcher.poll()
+    watcher.report.record(None)
+    assert watcher.state.channel("gmail")["state"] == "ok"
+    fake.revoke_token()
+    thread, beats = run_in_thread(watcher)
+    try:
+        wait_until(lambda: watcher.state.channel("gmail")["state"] == "auth_error", message="the auth error recorded")
+    finally:
+        stop(watcher, thread)
+    row = watcher.state.channel("gmail")
+    assert row["by"] == "watcher-gmail" and "gmail_auth" in row["detail"]

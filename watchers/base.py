@@ -1,80 +1,52 @@
-"""The base every watcher stands on: exactly-once task creation from a durable journal.
-
-For each new item the watcher (1) records its intent in the state store, keyed by the item's
-``source_id``, (2) does its file work and writes the task, (3) marks the item done. A crash anywhere
-is repaired at start by replaying staged items, and a redelivered item is recognised by its
-``source_id``, so no item is lost and none becomes two tasks.
-"""
+"""The base every watcher stands on: the channel's journal (exactly-once tasks, see core.intake)
+and the polling coordinator: poll, back off on trouble, pause on auth errors, log on transitions."""
 from __future__ import annotations
 
 import logging
-import time
 from typing import Callable
 
 from core.audit import AuditLog
+from core.channels import ChannelReport
 from core.config import Settings
 from core.daemon import Daemon
 from core.documents import Document
 from core.errors import AuthError, NotConfiguredError, TransientError
-from core.locks import task_lock
+from core.intake import Intake
 from core.retry import Backoff
-from core.state import StateStore, loads
-from core.tasks import new_task_id, write_new_task
+from core.state import StateStore
 from core.vault import Vault
 
 log = logging.getLogger(__name__)
+# Trouble that is not the channel's (a full disk, a bug): retried too, never fatal to the process.
+POLL_BACKOFF = Backoff(base=1.0, maximum=300.0, attempts=1_000_000)
 
 
 class BaseWatcher:
     source = "base"      # the producer name written to tasks and the journal
     kind = "item"        # the task type this watcher produces
     process_name = "watcher"
+    channel: str | None = None  # the outside system polled (e.g. "gmail"): its outcomes are reported
 
-    def __init__(self, settings: Settings, *, vault: Vault | None = None, state: StateStore | None = None) -> None:
+    def __init__(self, settings: Settings, *, vault: Vault | None = None, state: StateStore | None = None,
+                 backoff: Backoff = POLL_BACKOFF) -> None:
         self.settings = settings
         self.vault = vault or Vault(settings.vault_path)
         self.vault.ensure_layout()
         self.state = state or StateStore(settings.state_db)
         self.audit = AuditLog(self.vault.root, self.process_name)
+        self.intake = Intake(self.vault, self.state, self.audit, source=self.source, kind=self.kind,
+                             state_dir=settings.state_dir)
         self.daemon = Daemon(self.process_name, self.state)
-        self.backoff = Backoff(base=1.0, maximum=300.0, attempts=1_000_000)
+        self.backoff = backoff
+        self.report = ChannelReport(self.state, self.channel, by=self.process_name) if self.channel else None
 
-    # -- exactly-once creation ---------------------------------------------------------------------
     def emit(self, source_id: str, make: Callable[[str, dict], Document], *, kind: str | None = None,
              detail: dict | None = None) -> str | None:
-        """Create the task for ``source_id`` once. ``make(task_id, detail)`` must be idempotent:
-        it may run again after a crash. Returns the task id, or None for an item already done."""
-        existing = self.state.item(self.source, source_id)
-        if existing is not None and existing["status"] == "done":
-            return None
-        row = self.state.stage_item(self.source, source_id, new_task_id(kind or self.kind, self.source, source_id), detail)
-        task_id = row["task_id"]
-        # Under the task's lock, so two producers of one item (the Gmail watcher and process_email)
-        # cannot both see "no task yet" and each write one.
-        with task_lock(self.settings.state_dir, task_id):
-            if self.vault.find_task(task_id) is not None:
-                self.state.finish_item(self.source, source_id)
-                return task_id
-            doc = make(task_id, loads(row["detail"]) or {})
-            try:
-                write_new_task(self.vault, doc)
-            except FileExistsError:
-                pass  # written before a crash; the journal just had not caught up
-            self.audit.record("task.created", target=f"Needs_Action/{task_id}.md", task_id=task_id,
-                              parameters={"source": self.source, "source_id": source_id, "type": doc.meta.get("type")})
-        self.state.finish_item(self.source, source_id)
-        return task_id
+        return self.intake.emit(source_id, make, kind=kind, detail=detail)
 
     def recover(self) -> int:
         """Finish items staged before a crash; subclasses say how to rebuild a task from its detail."""
-        count = 0
-        for row in self.state.staged_items(self.source):
-            try:
-                if self.replay(row["source_id"], loads(row["detail"]) or {}):
-                    count += 1
-            except Exception:
-                log.exception("could not replay staged item %s", row["source_id"])
-        return count
+        return self.intake.replay_staged(self.replay)
 
     def replay(self, source_id: str, detail: dict) -> bool:
         raise NotImplementedError
@@ -91,8 +63,11 @@ class BaseWatcher:
         return 60.0
 
     def run_polling(self) -> None:
-        """The coordinator habit: poll, back off on trouble, pause on auth errors, log on transitions."""
-        self.recover()
+        """The coordinator habit: poll, back off on trouble, pause on auth errors, log on transitions.
+
+        The health detail names the state; what changes on every poll (its time, the wait before the
+        next retry) is a note beside it, so only a change of state is logged."""
+        self.guarded(self.recover)
         failures = 0
         while not self.daemon.stop.is_set():
             if not self.is_configured():
@@ -101,17 +76,36 @@ class BaseWatcher:
                 continue
             try:
                 created = self.poll()
+                self._report(None)
                 failures = 0
-                self.daemon.beat("healthy", f"last poll {time.strftime('%H:%M:%S')}, {created} new")
+                self.daemon.beat("healthy", f"polling every {self.poll_interval():g}s",
+                                 note=f"last poll: {created} new")
                 wait = self.poll_interval()
             except NotConfiguredError as err:
+                self._report(err)
                 self.daemon.beat("not_configured", str(err))
                 wait = max(self.poll_interval(), 5.0)
             except AuthError as err:
+                self._report(err)
                 self.daemon.beat("auth_error", f"{err} — re-authorise this channel; other channels go on", error=str(err))
                 wait = max(self.poll_interval(), 60.0)
-            except TransientError as err:
+            except Exception as err:  # noqa: BLE001 - transient upstream trouble, or ours: retry, never die
+                self._report(err)
                 failures += 1
                 wait = self.backoff.delay(failures, err)
-                self.daemon.beat("degraded", f"{err}; retrying in {wait:.0f}s", error=str(err))
+                if not isinstance(err, TransientError):
+                    log.exception("%s poll failed", self.source)
+                self.daemon.beat("degraded", f"{type(err).__name__}: {err}" if not isinstance(err, TransientError)
+                                 else str(err), note=f"retrying in {wait:.0f}s", error=str(err))
             self.daemon.stop.wait(wait)
+
+    def _report(self, error: BaseException | None) -> None:
+        if self.report is not None:
+            self.report.record(error)
+
+    def guarded(self, fn: Callable[[], object]) -> None:
+        try:
+            fn()
+        except Exception as err:  # noqa: BLE001 - e.g. the store is unreadable at start: poll anyway
+            log.exception("%s failed", getattr(fn, "__name__", "work"))
+            self.daemon.beat("degraded", f"{getattr(fn, '__name__', 'work')}: {err}", error=str(err))

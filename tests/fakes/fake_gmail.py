@@ -33,7 +33,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.threaded import ThreadedServer
+from tests.fakes.threaded import Hold, ThreadedServer
 
 SCOPES = ("https://www.googleapis.com/auth/gmail.modify", "https://www.googleapis.com/auth/gmail.send")
 _API = "/gmail/v1/users/{user}"
@@ -152,6 +152,7 @@ class FakeGmail(ThreadedServer):
         self._access_tokens: dict[str, float] = {}
         self._revoked = False
         self._injections: list[_Injection] = []
+        self._holds: list[Hold] = []
         self._ids = itertools.count(0x18C3A0B0C0D00000)
         self._clock = itertools.count(1)  # keeps internalDate strictly increasing
         super().__init__()
@@ -219,6 +220,14 @@ class FakeGmail(ThreadedServer):
         with self._lock:
             self._injections.append(_Injection(match, status, times, dict(headers or {}), reason, delay))
 
+    def hold(self, match: str) -> Hold:
+        """Hold the next request whose method equals or path contains ``match`` open, before Gmail
+        reads it, until ``release()``; ``arrived`` says it is being held."""
+        hold = Hold(match)
+        with self._lock:
+            self._holds.append(hold)
+        return hold
+
     def expire_history(self) -> None:
         """Forget history: any startHistoryId older than the current one now answers 404."""
         with self._lock:
@@ -265,6 +274,14 @@ class FakeGmail(ThreadedServer):
             {"messages": [ref], "messagesAdded": [{"message": {**ref, "labelIds": list(labels)}}]}
         )
         return msg
+
+    def _take_hold(self, method: str, path: str) -> Hold | None:
+        with self._lock:
+            for hold in self._holds:
+                if hold.match == method or hold.match in path:
+                    self._holds.remove(hold)
+                    return hold
+        return None
 
     def _take_injection(self, method: str, path: str) -> _Injection | None:
         with self._lock:
@@ -566,6 +583,9 @@ async def _google_middleware(request: web.Request, handler) -> web.StreamRespons
     if is_api:
         fake.requests.append((request.method, request.path))
     try:
+        hold = fake._take_hold(request.method, request.path)
+        if hold is not None:
+            await hold.wait()
         injection = fake._take_injection(request.method, request.path)
         if injection is not None:
             if injection.delay:

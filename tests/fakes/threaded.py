@@ -71,3 +71,32 @@ class ThreadedServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class Hold:
+    """A request a fake holds open until the test releases it: ``arrived`` is set once the request
+    is in the fake's hands, so a test acts at exactly that moment (kill a client, start a rival call)
+    instead of hoping a delay is long enough."""
+
+    def __init__(self, match: str) -> None:
+        self.match = match
+        self.arrived = threading.Event()
+        self._lock = threading.Lock()
+        self._released = False
+        self._wakeups: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
+
+    async def wait(self) -> None:
+        event = asyncio.Event()
+        with self._lock:
+            if self._released:
+                return
+            self._wakeups.append((asyncio.get_running_loop(), event))
+        self.arrived.set()
+        await event.wait()
+
+    def release(self) -> None:
+        with self._lock:
+            self._released = True
+            wakeups, self._wakeups = self._wakeups, []
+        for loop, event in wakeups:
+            loop.call_soon_threadsafe(event.set)
