@@ -1,12 +1,13 @@
 """The one pipeline every tool call runs through, whether it came in over REST or MCP:
-validate → (writes: approval gate → dry run or handler → mark executed → audit) → data.
+validate → ready? → (writes: approval gate → dry run, or the handler once through the ledger → mark
+executed → audit) → data. Every call on the outside channel reports its outcome for /health.
 """
 from __future__ import annotations
 
 import asyncio
 import inspect
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from typing import Any
 
 import pydantic
@@ -14,7 +15,8 @@ from aiohttp import web
 from pydantic_core import to_jsonable_python
 
 from core.errors import AIEmployeeError, ValidationError
-from mcp_servers.tools import AUDIT_KEY, CALL_FIELDS, CONFIG_KEY, GATE_KEY, Grant, Tool, ToolContext
+from mcp_servers.tools import (AUDIT_KEY, CALL_FIELDS, CHANNEL_KEY, CONFIG_KEY, GATE_KEY, LEDGER_KEY, READY_KEY,
+                               RESOURCES_KEY, Grant, Tool, ToolContext)
 
 log = logging.getLogger("mcp_servers")
 
@@ -36,37 +38,88 @@ async def execute(app: web.Application, tool: Tool, arguments: Any, *, request_i
     """Run one tool call and return its JSON-able data; failures raise core.errors exceptions."""
     config = app[CONFIG_KEY]
     args = validate(tool, arguments)
+    ready = app.get(READY_KEY)
+    if ready is not None:
+        ready()  # NOT_CONFIGURED until the channel has credentials
     if tool.write_action is None:
-        ctx = ToolContext(config=config, request_id=request_id, app=app, dry_run=config.dry_run)
-        return to_jsonable_python(await tool.handler(ctx, args))
-    return await _execute_write(app, tool, args, request_id)
-
-
-async def _execute_write(app: web.Application, tool: Tool, args: pydantic.BaseModel, request_id: str) -> Any:
-    config, gate = app[CONFIG_KEY], app[GATE_KEY]
-    assert gate is not None, "create_app refuses write tools without a gate"
-    params = args.model_dump(mode="json", exclude=set(CALL_FIELDS), exclude_none=True)
+        ctx = ToolContext(config=config, request_id=request_id, app=app, dry_run=config.dry_run,
+                          resources=app.get(RESOURCES_KEY))
+        return to_jsonable_python(await channel_call(app, tool, tool.handler(ctx, args)))
+    params = write_params(args)
     task_id = getattr(args, "task_id", None)
+    gate = app[GATE_KEY]
+    assert gate is not None, "create_app refuses write tools without a gate"
     # The gate files the approval request itself and raises ApprovalRequiredError when there is no grant.
     grant = await asyncio.to_thread(gate.authorize, service=config.service, action=tool.write_action,
                                     params=params, grant_id=getattr(args, "grant_id", None), task_id=task_id)
+    return await perform_write(app, tool, args, grant, task_id=task_id, request_id=request_id)
+
+
+def write_params(args: pydantic.BaseModel) -> dict:
+    """What a write's approval is bound to: its arguments without the call fields."""
+    return args.model_dump(mode="json", exclude=set(CALL_FIELDS), exclude_none=True)
+
+
+async def channel_call(app: web.Application, tool: Tool, call: Awaitable[Any]) -> Any:
+    """Await a handler's call on the outside channel, and report what it said about the channel."""
+    report = app.get(CHANNEL_KEY) if tool.open_world else None
+    try:
+        result = await call
+    except Exception as err:
+        if report is not None:
+            await asyncio.to_thread(report.record, err)
+        raise
+    if report is not None:
+        await asyncio.to_thread(report.record, None)
+    return result
+
+
+async def perform_write(app: web.Application, tool: Tool, args: pydantic.BaseModel, grant: Grant, *,
+                        task_id: str | None, request_id: str) -> Any:
+    """A granted write: dry run, or the handler exactly once through the server's ledger; then the
+    grant is spent and the audit says what happened. Also how the outbox worker retries a write."""
+    config, gate = app[CONFIG_KEY], app[GATE_KEY]
+    params = write_params(args)
     ctx = ToolContext(config=config, request_id=request_id, app=app, dry_run=config.dry_run,
-                      grant=grant, task_id=task_id)
+                      grant=grant, task_id=task_id, resources=app.get(RESOURCES_KEY))
     try:
         if config.dry_run:
             data = {"dry_run": True, "action": tool.write_action, "params": params, "would": tool.describe(params)}
         else:
-            data = to_jsonable_python(await tool.handler(ctx, args))
+            data = await _write_once(app, tool, ctx, args, params)
     except Exception as err:
         known = isinstance(err, AIEmployeeError)
         outcome = {"success": False, "error_code": err.code if known else "INTERNAL_ERROR",
                    "error": str(err) if known else "internal error"}
+        if getattr(err, "queued_for", None) is not None:
+            outcome["queued"] = True
         await _audit(app, tool, params, grant, task_id, outcome)
         raise
     # Mark before auditing: the grant must be spent even if the audit write fails.
     await asyncio.to_thread(gate.mark_executed, grant, result={"success": True, "data": data})
     await _audit(app, tool, params, grant, task_id, {"success": True, "dry_run": config.dry_run})
     return data
+
+
+async def _write_once(app: web.Application, tool: Tool, ctx: ToolContext, args: pydantic.BaseModel,
+                      params: dict) -> Any:
+    async def attempt() -> Any:
+        return to_jsonable_python(await channel_call(app, tool, tool.handler(ctx, args)))
+
+    ledger = app.get(LEDGER_KEY)
+    if ledger is None:  # a bare create_app() (the base's own tests): the handler is the whole write
+        return await attempt()
+    reconcile = tool.reconcile
+
+    async def find() -> Any | None:
+        assert reconcile is not None
+        found = await channel_call(app, tool, reconcile(ctx, args))
+        return to_jsonable_python(found) if found is not None else None
+
+    assert ctx.grant is not None
+    retry = {"tool": tool.name, "grant_id": ctx.grant.id, "params": params, "task_id": ctx.task_id}
+    return await ledger.run(ctx.grant.idempotency_key, str(tool.write_action), attempt,
+                            reconcile=find if reconcile is not None else None, outbox=retry)
 
 
 async def _audit(app: web.Application, tool: Tool, params: dict, grant: Grant, task_id: str | None,

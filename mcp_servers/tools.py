@@ -24,9 +24,10 @@ _TASK_HELP = "Id of the vault task this call belongs to, recorded with the appro
 
 
 class ToolInput(pydantic.BaseModel):
-    """Base of every tool input model: an unknown field is an error, never silently dropped."""
+    """Base of every tool input model: an unknown field is an error, never silently dropped; NaN and
+    infinities are refused (they are not JSON, and no amount or count is one)."""
 
-    model_config = pydantic.ConfigDict(extra="forbid")
+    model_config = pydantic.ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 @dataclass(frozen=True)
@@ -84,9 +85,12 @@ class ToolContext:
     dry_run: bool
     grant: Grant | None = None  # set for write tools: use grant.idempotency_key upstream
     task_id: str | None = None
+    resources: Any = None  # what the vertical's connect() built: its connector, its intake...
 
 
 Handler = Callable[[ToolContext, Any], Awaitable[Any]]
+# Finds a write whose outcome is unknown upstream (by the grant's idempotency key): its result, or None.
+Reconciler = Callable[[ToolContext, Any], Awaitable[Any | None]]
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,6 +110,7 @@ class Tool:
     title: str | None = None
     target_param: str | None = None  # the param naming what a write touches (audit "target")
     summary: Callable[[dict], str] | None = None  # one line for a dry run: "send an email to ..."
+    reconcile: Reconciler | None = None  # writes: how to tell whether an interrupted attempt happened
 
     def __post_init__(self) -> None:
         problems = []
@@ -172,4 +177,9 @@ GATE_KEY: web.AppKey[ApprovalGate | None] = web.AppKey("approval_gate")
 AUDIT_KEY: web.AppKey[Audit | None] = web.AppKey("audit")
 HEALTH_KEY: web.AppKey[HealthChecks | None] = web.AppKey("health_checks")
 MCP_TOOLS_LIST_KEY: web.AppKey[dict] = web.AppKey("mcp_tools_list")
+# Set by the server builder (mcp_servers.server); a bare create_app() runs without them.
+RESOURCES_KEY: web.AppKey[Any] = web.AppKey("resources")
+READY_KEY: web.AppKey[Callable[[], None]] = web.AppKey("ready")  # raises NotConfiguredError until configured
+LEDGER_KEY: web.AppKey[Any] = web.AppKey("write_ledger")
+CHANNEL_KEY: web.AppKey[Any] = web.AppKey("channel_report")
 REQUEST_ID_KEY = web.RequestKey("request_id", str)

@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -28,7 +29,8 @@ from core.engine.skills import ActionContext, SkillRegistry
 from core.state import StateStore
 from core.vault import Vault
 from mcp_servers.email_server import build_app
-from mcp_servers.gmail_connector import GmailConfig, GmailConnector
+from mcp_servers.tools import LEDGER_KEY
+from mcp_servers.gmail import GmailConfig, GmailConnector
 from tests.conftest import ROOT, free_port, md_files, wait_until
 from tests.demo_service import ServerThread
 from tests.fakes.fake_gmail import FakeGmail, write_token_file
@@ -62,7 +64,7 @@ def serve(tmp_path, fake):
             server = stack.enter_context(ServerThread(build_app(settings)))
             vault, state = Vault(settings.vault_path), StateStore(settings.state_db)
             return SimpleNamespace(url=server.url, settings=settings, vault=vault, state=state,
-                                   approvals=Approvals(vault, state), fake=fake)
+                                   approvals=Approvals(vault, state), fake=fake, server=server)
         yield start
 
 
@@ -105,7 +107,35 @@ def front(path: Path) -> dict:
 def test_health_is_healthy_with_a_token(srv):
     body = requests.get(f"{srv.url}/health", timeout=10).json()
     assert body["status"] == "healthy" and body["service"] == "email" and body["dry_run"] is False
-    assert set(body["checks"]) == {"gmail", "state_store"}
+    assert set(body["checks"]) == {"gmail", "state_store", "outbox"}
+
+
+def health(s) -> dict:
+    return requests.get(f"{s.url}/health", timeout=10).json()
+
+
+def test_health_follows_the_channels_last_real_outcome_not_the_token_file(serve, fake, tmp_path):
+    write_token_file(tmp_path / "token.json", fake, expired=True)
+    fake.revoke_token()  # the token file is there, but Google no longer honours it
+    s = serve(configured=False, GMAIL_API_ENDPOINT=fake.url, GMAIL_TOKEN_URI=fake.token_uri)
+    # The server checks the channel with one cheap call at start: a token present is not a channel alive.
+    body = wait_until(lambda: (b := health(s))["checks"]["gmail"].get("state") == "auth_error" and b,
+                      message="/health to report the revoked token")
+    assert body["status"] == "degraded" and body["checks"]["gmail"]["status"] == "degraded"
+    assert "gmail_auth" in body["checks"]["gmail"]["detail"] and body["checks"]["gmail"]["seen_by"] == "mcp-email"
+
+
+def test_health_reports_what_the_watcher_saw_and_what_the_servers_own_calls_see(srv, fake):
+    wait_until(lambda: health(srv)["checks"]["gmail"].get("state") == "ok", message="the start-up probe")
+    srv.state.set_channel("gmail", "auth_error", "Gmail authorization expired or was revoked", by="watcher-gmail")
+    body = wait_until(lambda: (b := health(srv))["status"] == "degraded" and b, message="the watcher's finding")
+    assert body["checks"]["gmail"]["seen_by"] == "watcher-gmail"
+    # The owner signs in again; the server's next real call succeeds, and health says so.
+    assert requests.get(f"{srv.url}/receive-email", timeout=10).status_code == 200
+    wait_until(lambda: health(srv)["status"] == "healthy", message="health after a successful call")
+    fake.inject("/messages", 503)
+    assert requests.get(f"{srv.url}/receive-email", timeout=10).status_code == 503
+    wait_until(lambda: health(srv)["checks"]["gmail"].get("state") == "unavailable", message="the outage")
 
 
 def test_receive_email_over_rest_and_mcp(srv, fake):
@@ -257,24 +287,90 @@ def test_unknown_outcome_is_reconciled_before_any_resend(srv, fake):
     assert [m["to"] for m in fake.sent] == ["jane@example.com", "bob@example.com"]
 
 
-def test_upstream_failure_mid_send_is_reconciled_on_the_next_call(srv, fake):
+def due_now(s, grant: str) -> None:
+    """Bring a queued write's next attempt forward, instead of waiting out its delay."""
+    with s.state.transaction() as db:
+        db.execute("UPDATE outbox SET next_attempt=0 WHERE key=?", (f"email:{grant}",))
+
+
+def requeued(s, grant: str) -> bool:
+    """The attempt that was due is over: the write waits again (or is settled)."""
+    entry = s.state.outbox_entry(f"email:{grant}")
+    return entry is None or entry["next_attempt"] > time.time()
+
+
+def test_upstream_failure_mid_send_is_queued_then_reconciled_and_sent_once(srv, fake):
     grant = owner_grant(srv, MAIL)
     fake.inject("messages/send", 503)
     r = send(srv, MAIL, grant_id=grant)
-    assert r.status_code == 503 and r.json()["error_code"] == "UPSTREAM_UNAVAILABLE"
-    assert srv.state.ledger_get(f"email:{grant}")["status"] == "unknown"
+    body = r.json()
+    assert r.status_code == 503 and body["error_code"] == "UPSTREAM_UNAVAILABLE"
+    assert body["queued"] is True and body["retry_after"] >= 1 and r.headers["Retry-After"]
+    assert srv.state.ledger_get(f"email:{grant}")["status"] == "unknown"  # a 503 may have sent it
     assert srv.approvals.get(grant)["status"] == "approved"
-    assert send(srv, MAIL, grant_id=grant).status_code == 200 and len(fake.sent) == 1
+    # Asking again before it is due neither jumps the queue nor reaches Gmail.
+    early = send(srv, MAIL, grant_id=grant)
+    assert early.status_code == 503 and early.json()["queued"] is True and len(fake.sent) == 0
+    sends_before = sum(1 for m, p in fake.requests if p.endswith("/messages/send"))
+    due_now(srv, grant)
+    # The server's outbox worker tries it again by itself: it looks for the key first, then sends.
+    wait_until(lambda: srv.state.ledger_get(f"email:{grant}")["status"] == "succeeded", message="the retried send")
+    assert len(fake.sent) == 1 and srv.state.outbox_entry(f"email:{grant}") is None
+    assert sum(1 for m, p in fake.requests if p.endswith("/messages/send")) == sends_before + 1
+    assert srv.approvals.get(grant)["status"] == "executed"
+    again = send(srv, MAIL, grant_id=grant)
+    assert again.status_code == 200 and again.json()["data"]["id"] == fake.sent[0]["id"] and len(fake.sent) == 1
+
+
+def test_a_rate_limited_send_waits_for_the_platform_then_goes_out_once_by_itself(srv, fake):
+    grant = owner_grant(srv, MAIL)
+    fake.inject("messages/send", 429, headers={"Retry-After": "1"})
+    r = send(srv, MAIL, grant_id=grant)
+    assert r.status_code == 429 and r.json()["queued"] is True and r.json()["retry_after"] == 1
+    assert srv.state.ledger_get(f"email:{grant}")["status"] == "pending"  # a 429 sent nothing
+    # Nobody calls again: the worker sends it once the platform's wait is over.
+    wait_until(lambda: len(fake.sent) == 1, timeout=15, message="the send after Retry-After")
+    wait_until(lambda: len([r for r in read_records(srv.vault.root) if r["action_type"] == "send_email"]) == 2,
+               message="the audit record of the send")
+    records = [r for r in read_records(srv.vault.root) if r["action_type"] == "send_email"]
+    assert [(r["result"]["success"], r["result"].get("queued")) for r in records] == [(False, True), (True, None)]
+    wait_until(lambda: requests.get(f"{srv.url}/health", timeout=10).json()["checks"]["outbox"]["queued"] == 0,
+               message="/health to show the outbox empty")  # refreshed with each heartbeat
+
+
+def test_a_write_that_keeps_failing_gives_up_with_the_reason(serve, fake):
+    s = serve()
+    grant = owner_grant(s, {**MAIL, "subject": "Again"}, task_id="t-2")
+    fake.inject("messages/send", 503, times=100)
+    key = f"email:{grant}"
+    assert send(s, {**MAIL, "subject": "Again"}, grant_id=grant).json()["queued"] is True
+    for attempt in range(2, 9):  # RetryPolicy.attempts = 8
+        due_now(s, grant)
+        wait_until(lambda: requeued(s, grant), message=f"attempt {attempt}")
+        assert s.state.ledger_get(key)["attempts"] == attempt
+    assert s.state.ledger_get(key)["status"] == "failed"
+    assert "gave up after 8 attempts" in s.state.ledger_get(key)["error"] and s.state.outbox_entry(key) is None
+    final = send(s, {**MAIL, "subject": "Again"}, grant_id=grant)
+    assert final.status_code == 502 and final.json()["error_code"] == "UPSTREAM_ERROR"
+    assert "gave up after 8 attempts" in final.json()["error"]
+    assert "queued" not in final.json() and fake.sent == []
 
 
 def test_concurrent_calls_with_one_grant_send_once(srv, fake):
     grant = owner_grant(srv, MAIL)
-    fake.inject("messages/send", None, delay=0.5)
+    held = fake.hold("messages/send")
     results: list[dict] = []
     threads = [threading.Thread(target=lambda: results.append(send(srv, MAIL, grant_id=grant).json()))
                for _ in range(3)]
-    for t in threads:
+    threads[0].start()
+    assert held.arrived.wait(10)  # the first call is at Gmail...
+    for t in threads[1:]:
         t.start()
+    ledger = srv.server.app[LEDGER_KEY]
+    # ...and the other two are inside the server, queued behind it on the grant's ledger entry.
+    wait_until(lambda: len(getattr(ledger._locks.get(f"email:{grant}"), "_waiters", None) or ()) == 2,
+               message="the rival calls to wait on the ledger")
+    held.release()
     for t in threads:
         t.join(30)
     assert [r["success"] for r in results] == [True] * 3 and len({r["data"]["id"] for r in results}) == 1
@@ -400,3 +496,22 @@ def test_a_grant_spent_in_a_dry_run_does_not_send_once_live(srv, fake):
     r = send(srv, MAIL, grant_id=grant)
     assert r.status_code == 403 and r.json()["error_code"] == "APPROVAL_REQUIRED"
     assert r.json()["approval_id"] != grant and fake.sent == []
+
+
+def test_gmail_skills_checked_in_schema_is_the_servers_send_email_input(srv):
+    shipped = json.loads((ROOT / ".qwen" / "skills" / "gmail_skill" / "send_email.schema.json").read_text("utf-8"))
+    [listed] = [t["inputSchema"] for t in rpc(srv.url, "tools/list").json()["result"]["tools"] if t["name"] == "send_email"]
+    call_fields = {"grant_id", "task_id"}
+    assert shipped["properties"] == {k: v for k, v in listed["properties"].items() if k not in call_fields}
+    assert shipped["required"] == listed["required"] and shipped["additionalProperties"] is False
+
+
+def test_the_loop_and_the_agent_interface_load_neither_aiohttp_nor_pydantic():
+    """Skills learn the servers' schemas from checked-in JSON: the engine's processes stay light."""
+    code = ("import sys, reasoning_loop, agent_interface; from core.config import Settings; "
+            "from core.engine.skills import SkillRegistry; SkillRegistry().discover(Settings.from_env().skills_dir); "
+            "print(sorted(m for m in ('aiohttp', 'pydantic', 'pydantic_core', 'googleapiclient') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"

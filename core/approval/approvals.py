@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.approval.policy import PolicySource
 from core.documents import APPROVAL_FOOTER_PREFIX, Document, DocumentError, iso, section, utcnow
 from core.state import StateStore, dumps, loads
 from core.vault import Vault, slug
@@ -54,10 +55,24 @@ def grant_from_row(row: Any) -> Grant:
 
 
 class Approvals:
-    def __init__(self, vault: Vault, state: StateStore, ttl_hours: float = 24.0) -> None:
+    def __init__(self, vault: Vault, state: StateStore, ttl_hours: float = 24.0, *,
+                 policy: PolicySource | None = None) -> None:
         self.vault = vault
         self.state = state
-        self.ttl_hours = ttl_hours
+        self.default_ttl_hours = ttl_hours
+        self.policy = policy
+
+    @classmethod
+    def open(cls, vault: Vault, state: StateStore, settings: Any, policy: PolicySource | None = None) -> "Approvals":
+        """Requests live as long as the handbook's ``approval_ttl_hours`` says (read when a request
+        is filed, so an edit applies at once), else APPROVAL_TTL_HOURS."""
+        return cls(vault, state, settings.approval_ttl_hours,
+                   policy=policy or PolicySource(vault.root / "Company_Handbook.md"))
+
+    @property
+    def ttl_hours(self) -> float:
+        handbook = self.policy.current().approval_ttl_hours if self.policy is not None else None
+        return self.default_ttl_hours if handbook is None else handbook
 
     def get(self, approval_id: str) -> dict | None:
         rows = self.state.query("SELECT * FROM approvals WHERE id=?", (approval_id,))

@@ -31,6 +31,11 @@ class SkillBinding:
                                         # (gmail_skill.reply is a send_email with threading)
 
 
+def ledger_key(service: str, grant_key: str) -> str:
+    """The ledger row a server keeps for one grant's write: the one replay key convention."""
+    return f"{service}:{grant_key}"
+
+
 def canonical(params: Any) -> str:
     """One JSON spelling per value (sorted keys), so "exactly these parameters" is a string compare."""
     return dumps(params)
@@ -53,15 +58,23 @@ class StateApprovalGate:
         if binding is None:  # a server declared a write nobody can execute: refuse loudly, file nothing
             raise ConfigError(f"the {service} server has no skill bound to {action!r}")
         if grant_id:
-            row = self.approvals.get(grant_id)
-            if row is not None and self._covers(row, binding, action, params) and self._live(row, service):
-                return grant_from_row(row)
+            grant = self.grant_for(service=service, action=action, params=params, grant_id=grant_id)
+            if grant is not None:
+                return grant
         row = self._file(binding, action, params, task_id)
         raise ApprovalRequiredError(
             f"{action} needs the owner's approval: request {row['id']} is waiting in Pending_Approval/ "
             f"({row['file_name']}). Once approved, the AI Employee carries it out; a call with "
             f"grant_id={row['id']} then returns that result",
             approval_id=row["id"])
+
+    def grant_for(self, *, service: str, action: str, params: dict, grant_id: str) -> Grant | None:
+        """The grant ``grant_id`` if it still allows exactly this call; None otherwise (nothing is filed)."""
+        binding = self.skill_map.get(action)
+        row = self.approvals.get(grant_id)
+        if binding is None or row is None or not self._covers(row, binding, action, params) or not self._live(row, service):
+            return None
+        return grant_from_row(row)
 
     def mark_executed(self, grant: Any, *, result: dict) -> None:
         data = result.get("data")
@@ -75,7 +88,7 @@ class StateApprovalGate:
         in a dry run recorded nothing, and must not turn into a real send once DRY_RUN is off."""
         if row["status"] != EXECUTED:
             return True
-        recorded = self.state.ledger_get(f"{service}:{row['id']}")
+        recorded = self.state.ledger_get(ledger_key(service, grant_from_row(row).idempotency_key))
         return recorded is not None and recorded["status"] == "succeeded"
 
     @staticmethod

@@ -41,9 +41,8 @@ class Workflow:
         state = StateStore(settings.state_db)
         registry = registry or SkillRegistry().discover(settings.skills_dir)
         policy = PolicySource(vault.root / "Company_Handbook.md")
-        ttl = policy.current().approval_ttl_hours or settings.approval_ttl_hours
         return cls(settings, vault, state, registry, AuditLog(vault.root, actor), policy, PlanStore(state),
-                   Approvals(vault, state, ttl_hours=ttl), Executor(registry, state, dry_run=settings.dry_run,
+                   Approvals.open(vault, state, settings, policy), Executor(registry, state, dry_run=settings.dry_run,
                                                                      settings=settings))
 
     # -- acting -----------------------------------------------------------------------------------

@@ -1,16 +1,19 @@
 """gmail_skill: send and reply through the email MCP server, and draft replies locally.
 
-The parameter schema is the send_email tool's own input model, so a plan that validates here is a
-call the server accepts. The server binds the approval grant to these exact parameters: they are sent
-verbatim (empty optional fields included; the server reads "" as absent).
+The parameter schema is the send_email tool's own input schema, checked in beside this file
+(send_email.schema.json; a test pins it to the server's tools/list), so a plan that validates here is
+a call the server accepts, and the loop never loads the server's code. The server binds the approval
+grant to these exact parameters: they are sent verbatim (empty optional fields included; the server
+reads "" as absent).
 """
 from __future__ import annotations
 
 import copy
+import json
+from pathlib import Path
 
 from core.engine.mcp_client import McpClient
 from core.engine.skills import ActionContext, Skill
-from mcp_servers.email_schema import SendEmailInput
 
 skill = Skill("gmail_skill")
 
@@ -30,9 +33,10 @@ def _strings_only(schema: dict, *, required: tuple[str, ...] = ()) -> dict:
     return out
 
 
-SEND_SCHEMA = _strings_only(SendEmailInput.model_json_schema())
+TOOL_SCHEMA = json.loads((Path(__file__).with_name("send_email.schema.json")).read_text("utf-8"))
+SEND_SCHEMA = _strings_only(TOOL_SCHEMA)
 # A reply names the message it answers: both threading fields are required and non-empty.
-REPLY_SCHEMA = _strings_only(SendEmailInput.model_json_schema(), required=("in_reply_to", "thread_id"))
+REPLY_SCHEMA = _strings_only(TOOL_SCHEMA, required=("in_reply_to", "thread_id"))
 
 
 def _send(params: dict, ctx: ActionContext) -> dict:

@@ -1,0 +1,225 @@
+"""The server builder: what every MCP server of the suite is, written once.
+
+A vertical declares a ``Vertical``: its service name, its tools, the skills that carry out its
+writes once the owner approves them, and how to open its connector. The builder supplies the rest:
+the vault, the state store and the audit trail; the approval gate; the exactly-once ledger and the
+outbox worker for writes (mcp_servers.ledger); "not configured until there are credentials"; a
+heartbeat in the state store; a probe of the channel; ``/health`` from the channel's last real
+outcome; and ``main()``.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from core.approval.approvals import Approvals
+from core.approval.gate import SkillBinding, StateApprovalGate
+from core.audit import AuditLog
+from core.channels import ChannelReport
+from core.config import Settings
+from core.daemon import Daemon
+from core.errors import ConfigError, NotConfiguredError
+from core.state import StateStore, loads
+from core.vault import Vault
+from mcp_servers.base import create_app, run
+from mcp_servers.dispatch import perform_write, validate
+from mcp_servers.ledger import RetryPolicy, WriteLedger
+from mcp_servers.tools import (CHANNEL_KEY, GATE_KEY, LEDGER_KEY, READY_KEY, RESOURCES_KEY, TOOLS_KEY, ServerConfig,
+                               Tool)
+
+log = logging.getLogger("mcp_servers")
+HEARTBEAT_SECONDS = 2.0
+PROBE_SECONDS = 300.0     # with no real call for this long, one cheap call checks the channel is still there
+OUTBOX_SECONDS = 1.0      # how often the outbox is looked at for writes that are due again
+
+
+@dataclass(frozen=True)
+class Deps:
+    """What the builder opened for a vertical's connect()."""
+    settings: Settings
+    vault: Vault
+    state: StateStore
+    audit: AuditLog
+
+
+@dataclass(frozen=True)
+class Vertical:
+    service: str                                  # "email": port, ledger keys, actor "mcp-email"
+    version: str
+    channel: str                                  # the outside system, e.g. "gmail"
+    tools: Sequence[Tool]
+    skills: Mapping[str, SkillBinding]            # write action -> the skill that carries it out once approved
+    connect: Callable[..., Any]                   # connect(deps, **overrides) -> the tools' ctx.resources
+    configured: Callable[[Any], bool]             # has the channel credentials?
+    setup_hint: str                               # what the owner does to configure it
+    probe: Callable[[Any], object] | None = None  # a cheap real call (sync) that proves the channel works
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    @property
+    def actor(self) -> str:
+        return f"mcp-{self.service}"
+
+
+class Pulse:
+    """The heartbeat, and what /health reads without doing I/O itself: the channel's last outcome
+    and the outbox, refreshed with every beat."""
+
+    def __init__(self, vertical: Vertical, daemon: Daemon, report: ChannelReport, resources: Any, detail: str) -> None:
+        self.vertical, self.daemon, self.report, self.resources, self.detail = vertical, daemon, report, resources, detail
+        self.beat_at: float | None = None
+        self.channel: dict | None = None
+        self.outbox: tuple[int, float | None] = (0, None)
+        self.probed_at = 0.0
+
+    def configured(self) -> bool:
+        return bool(self.vertical.configured(self.resources))
+
+    def beat(self) -> None:
+        status = "healthy" if self.configured() else "not_configured"
+        self.daemon.beat(status, self.detail, force=True)
+        try:
+            self.channel = self.report.current()
+            self.outbox = self.daemon.state.outbox_waiting(self.vertical.service)
+        except Exception:  # noqa: BLE001 - reported as the state store's check
+            log.exception("state store unreadable")
+        if self.daemon.store_error is None:
+            self.beat_at = time.monotonic()
+
+    def probe_due(self) -> bool:
+        if self.vertical.probe is None or not self.configured():
+            return False
+        last = max(self.channel["at"] if self.channel else 0.0, self.probed_at)
+        return time.time() - last > PROBE_SECONDS
+
+    def probe(self) -> None:
+        assert self.vertical.probe is not None
+        self.probed_at = time.time()
+        try:
+            self.vertical.probe(self.resources)
+        except Exception as err:  # noqa: BLE001 - the outcome is the point: it is reported, not raised
+            self.report.record(err)
+        else:
+            self.report.record(None)
+        self.channel = self.report.current()
+
+    def checks(self) -> dict:
+        """Instant: no I/O (the last beat read everything), so /health needs no deadline."""
+        v = self.vertical
+        if not self.configured():
+            channel = {"status": "not_configured", "detail": v.setup_hint}
+        elif self.channel is None or self.channel["state"] == "not_configured":
+            channel = {"status": "healthy", "state": "unknown", "detail": "configured; no call has been made yet"}
+        else:
+            state = self.channel["state"]
+            channel = {"status": "healthy" if state == "ok" else "degraded", "state": state,
+                       "detail": self.channel["detail"] or "the last call succeeded",
+                       "as_of": _iso(self.channel["at"]), "seen_by": self.channel["by"]}
+        if self.daemon.store_error or self.beat_at is None or time.monotonic() - self.beat_at > 3 * HEARTBEAT_SECONDS:
+            store = {"status": "degraded", "detail": self.daemon.store_error or "no recent heartbeat"}
+        else:
+            store = {"status": "healthy", "detail": "reachable"}
+        waiting, due = self.outbox
+        outbox = {"status": "healthy", "queued": waiting,
+                  "detail": "no write waits" if not waiting else f"{waiting} write(s) wait for the channel",
+                  **({"next_attempt": _iso(due)} if due else {})}
+        return {v.channel: channel, "state_store": store, "outbox": outbox}
+
+
+def _iso(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+
+def build_app(settings: Settings, vertical: Vertical, **overrides: Any) -> web.Application:
+    """The vertical's server. ``overrides`` go to its connect() (tests hand in a connector)."""
+    vault = Vault(settings.vault_path)
+    vault.ensure_layout()
+    state = StateStore(settings.state_db)
+    audit = AuditLog(vault.root, vertical.actor)
+    resources = vertical.connect(Deps(settings, vault, state, audit), **overrides)
+
+    def ready() -> None:
+        if not vertical.configured(resources):
+            raise NotConfiguredError(f"{vertical.channel} is not configured: {vertical.setup_hint}")
+
+    gate = StateApprovalGate(Approvals.open(vault, state, settings), state, vertical.skills, audit=audit, precheck=ready)
+    report = ChannelReport(state, vertical.channel, by=vertical.actor)
+    pulse = Pulse(vertical, Daemon(vertical.actor, state), report, resources,
+                  f"serving on port {settings.mcp_ports[vertical.service]}")
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        app[RESOURCES_KEY], app[READY_KEY], app[CHANNEL_KEY] = resources, ready, report
+        app[LEDGER_KEY] = WriteLedger(state, vertical.service, actor=vertical.actor, policy=vertical.retry)
+        await asyncio.to_thread(pulse.beat)
+        tasks = [asyncio.create_task(_heartbeat(pulse)), asyncio.create_task(_outbox_worker(app, vertical, state))]
+        yield
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(pulse.daemon.beat, "stopped", "", force=True)
+
+    config = ServerConfig.from_settings(settings, vertical.service, vertical.version)
+    return create_app(config, vertical.tools, gate=gate, audit=audit, health_checks=pulse.checks,
+                      cleanup_ctx=[lifecycle])
+
+
+async def _heartbeat(pulse: Pulse) -> None:
+    while True:
+        if pulse.probe_due():
+            await asyncio.to_thread(pulse.probe)
+        await asyncio.sleep(HEARTBEAT_SECONDS)
+        await asyncio.to_thread(pulse.beat)
+
+
+async def _outbox_worker(app: web.Application, vertical: Vertical, state: StateStore) -> None:
+    """Writes the channel could not take go again when they are due (the ledger queued them)."""
+    while True:
+        await asyncio.sleep(OUTBOX_SECONDS)
+        try:
+            due = await asyncio.to_thread(state.outbox_due, vertical.service)
+        except Exception:  # noqa: BLE001 - the store is unreadable: health says so; try again later
+            continue
+        for entry in due:
+            await _retry_queued(app, vertical, state, entry)
+
+
+async def _retry_queued(app: web.Application, vertical: Vertical, state: StateStore, entry: Any) -> None:
+    payload = loads(entry["payload"])
+    tool = app[TOOLS_KEY].get(payload.get("tool"))
+    gate = app[GATE_KEY]
+    grant = None
+    if tool is not None and tool.write_action is not None and gate is not None:
+        grant = await asyncio.to_thread(gate.grant_for, service=vertical.service, action=tool.write_action,
+                                        params=payload["params"], grant_id=payload["grant_id"])
+    if tool is None or grant is None:
+        log.warning("outbox entry dropped: its grant no longer allows it", extra={"entry": entry["id"]})
+        await asyncio.to_thread(state.outbox_done, entry["id"])
+        return
+    try:
+        app[READY_KEY]()
+        args = validate(tool, payload["params"])
+        await perform_write(app, tool, args, grant, task_id=payload.get("task_id"), request_id=f"outbox-{entry['id']}")
+        log.info("queued write went through", extra={"entry": entry["id"], "tool": tool.name})
+    except Exception as err:  # noqa: BLE001 - queued again or settled by the ledger; the audit has it
+        if getattr(err, "queued_for", None) is None:
+            log.info("queued write ended", extra={"entry": entry["id"], "tool": tool.name, "error": str(err)})
+
+
+def main(vertical: Vertical) -> int:
+    """``python -m <server module>``: settings (a bad value exits 2 naming the variable), then serve."""
+    try:
+        settings = Settings.from_env()
+        app = build_app(settings, vertical)
+    except ConfigError as err:
+        print(f"mcp-{vertical.service}: configuration error: {err}", file=sys.stderr)
+        return 2
+    run(app, ServerConfig.from_settings(settings, vertical.service, vertical.version), log_level=settings.log_level)
+    return 0
