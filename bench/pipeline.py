@@ -7,12 +7,15 @@ executed by a no-op skill.
 Burst: all N files dropped at once; reports tasks/s from the first drop to the last completion.
 Paced: files dropped at a steady rate; reports p50/p99 latency drop → Needs_Action and drop → Completed
 (in a burst, latency only measures the queue). Budget: >= 200 tasks/s, p99 drop → Needs_Action < 50 ms.
+The header names the vault's filesystem (type, device, mount options; for ext4 whether it has a journal
+and its data= mode), which sets what creating and renaming a file costs.
 """
 from __future__ import annotations
 
 import argparse
 import fcntl
 import os
+import re
 import shutil
 import signal
 import struct
@@ -98,6 +101,74 @@ def cpu_seconds(pid: int) -> str:
     return f"{int(fields[11]) / tick:.1f}u+{int(fields[12]) / tick:.1f}s"
 
 
+def _unescape(field: str) -> str:
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def mount_of(folder: Path) -> dict:
+    """The mount holding ``folder`` (the longest mount point above it, as findmnt --target finds it),
+    from /proc/self/mountinfo: mount point, device, major:minor, filesystem type, options."""
+    target, best = os.path.realpath(folder), None
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, right = line.split(" - ", 1)
+        fields, (fstype, source, super_opts) = left.split(), right.split(" ", 2)
+        point = _unescape(fields[4])
+        inside = target == point or target.startswith(point.rstrip("/") + "/")
+        if inside and (best is None or len(point) >= len(best["point"])):  # later lines mount over earlier
+            opts = fields[5].split(",") + [o for o in super_opts.split(",") if o not in fields[5].split(",")]
+            best = {"point": point, "majmin": fields[2], "fstype": fstype, "source": _unescape(source),
+                    "options": ",".join(opts)}
+    return best or {"point": "?", "majmin": "", "fstype": "?", "source": "?", "options": ""}
+
+
+def ext4_journal(mount: dict) -> str:
+    """'journal' or 'no journal' for an ext2/3/4 mount, and its data= mode: the superblock's features
+    from dumpe2fs -h (or tune2fs -l), else whether the kernel runs a jbd2 journal for the device
+    (/proc/fs/jbd2/<dev>-*), else unknown."""
+    features = None
+    for tool in (["dumpe2fs", "-h"], ["tune2fs", "-l"]):
+        try:
+            out = subprocess.run([*tool, mount["source"]], capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            continue  # missing
+        found = re.search(r"^Filesystem features:\s*(.*)$", out, re.M)
+        if found:  # absent when not permitted or not a block device
+            features, how = found.group(1).split(), tool[0]
+            break
+    try:
+        kernel_name = os.path.basename(os.readlink(f"/sys/dev/block/{mount['majmin']}"))
+    except OSError:
+        kernel_name = os.path.basename(mount["source"])
+    if features is not None:
+        journal = "journal" if "has_journal" in features else "no journal"
+    elif os.path.isdir("/proc/fs/jbd2"):
+        how = "/proc/fs/jbd2"
+        journal = "journal" if any(e.startswith(f"{kernel_name}-") for e in os.listdir("/proc/fs/jbd2")) \
+            else "no journal"
+    else:
+        how, journal = "no dumpe2fs/tune2fs access", "journal unknown"
+    try:
+        options = Path(f"/proc/fs/ext4/{kernel_name}/options").read_text().split()
+        data = next((o for o in options if o.startswith("data=")), "no data= mode" if journal == "no journal"
+                    else "data= unknown")
+    except OSError:
+        data = next((o for o in mount["options"].split(",") if o.startswith("data=")), "data= unknown")
+    return f"{journal} ({how}), {data}"
+
+
+def filesystem_line(folder: Path) -> str:
+    """Where the vault lives, for the header: filesystem, device, mount point, options; for ext2/3/4
+    also whether it has a journal and its data= mode (both change what a file creation costs)."""
+    try:
+        mount = mount_of(folder)
+    except OSError as err:
+        return f"filesystem unknown ({err})"
+    line = f"{mount['fstype']} on {mount['source']} at {mount['point']} ({mount['options']})"
+    if mount["fstype"] in ("ext2", "ext3", "ext4"):
+        line += f", {ext4_journal(mount)}"
+    return line
+
+
 def pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -164,6 +235,7 @@ def main() -> int:
     Path(args.dir).mkdir(parents=True, exist_ok=True)
     mark_top_directory(Path(args.dir))
     tmp = Path(tempfile.mkdtemp(prefix="ai-employee-bench-", dir=args.dir))
+    filesystem = filesystem_line(tmp)
     vault, staging, skills = tmp / "vault", tmp / "staging", tmp / "skills"
     for folder in (vault, staging):
         folder.mkdir(parents=True)
@@ -182,8 +254,8 @@ def main() -> int:
         # Start with nothing dirty to write back. (ext4 without a journal, this VM's root, will not hand
         # out an inode freed in the last 60 s, or 360 s once its inode-table block is dirty again, and
         # walks past each one on every creation: a previous run's cleanup slows this run down for
-        # minutes. The product itself frees no inode per task (core/spares.py); the staging files'
-        # creation time, printed at the end, shows whether the filesystem was quiet.)
+        # minutes; the product's rewrites (temp file + rename) free inodes during the run too. The
+        # staging files' creation time, printed at the end, shows whether the filesystem was quiet.)
         os.sync()
         ticks_before = cpu_ticks()
         results = [("burst", run_phase(vault, staging, args.tasks, None, "burst"))]
@@ -197,7 +269,7 @@ def main() -> int:
             proc.send_signal(signal.SIGTERM)
         for proc in procs:
             proc.wait(timeout=30)
-    print(f"Pipeline benchmark: {os.cpu_count()} cores, {sys.version.split()[0]}, vault on {tmp}")
+    print(f"Pipeline benchmark: {os.cpu_count()} cores, {sys.version.split()[0]}, vault on {tmp}: {filesystem}")
     print("| phase | tasks | completed | tasks/s | drop→Needs_Action p50 / p99 | drop→Completed p50 / p99 |")
     print("|---|---|---|---|---|---|")
     for label, r in results:
