@@ -1,0 +1,28 @@
+"""A protocol-faithful fake of the X (Twitter) API v2, as tweepy.Client uses it.
+
+A real aiohttp application on 127.0.0.1 (port 0). tweepy hard-codes https://api.twitter.com, so tests mount a
+URL-rewriting requests adapter on ``client.session``; OAuth 1.0a signatures are computed by requests-oauthlib
+while the request is prepared, i.e. over the ORIGINAL https://api.twitter.com URL, before any adapter runs. The
+fake therefore verifies HMAC-SHA1 signatures against ``signature_bases`` (the public hosts), never its own
+loopback address, and records the base string URI that matched in ``signed_base_urls``.
+
+Wire shapes follow what X really sends (quoted from captured responses): v2 problems
+``{"title", "detail", "type", "status"}`` as application/problem+json, ``invalid-request`` problems with an
+``errors[]`` list, partial ``errors`` next to ``data`` for missing Tweets/users and refused fields,
+``x-rate-limit-*`` headers, OAuth 2.0 token errors ``{"error", "error_description"}``.
+
+Tests drive it through ``FakeX``: seed tweets and users, count calls per endpoint, fail the Nth call, move a
+rate-limit reset, hold a request at a barrier (before or after the Tweet is accepted).
+
+Layout: ``protocol`` (limits, error bodies and texts), ``server`` (``FakeX``: state, controls, authentication),
+``wire`` (the aiohttp handlers and middleware). ``Hold`` is generic and shared with the Graph fake.
+"""
+from tests.fakes.fake_x.protocol import (APP_ONLY_FORBIDDEN, BAD_REFRESH, DUPLICATE, ENDPOINTS, OAUTH1_PERMISSIONS,
+                                         REPLY_GONE, SIGNATURE_BASES, TOO_LONG, XError, connection_closed, problem,
+                                         weighted_length)
+from tests.fakes.fake_x.server import FakeX, Hold, Tweet, User
+from tests.fakes.fake_x.wire import create_app
+
+__all__ = ["APP_ONLY_FORBIDDEN", "BAD_REFRESH", "DUPLICATE", "ENDPOINTS", "OAUTH1_PERMISSIONS", "REPLY_GONE",
+           "SIGNATURE_BASES", "TOO_LONG", "FakeX", "Hold", "Tweet", "User", "XError", "connection_closed",
+           "create_app", "problem", "weighted_length"]
