@@ -29,6 +29,9 @@ FOLDERS = (
 # Folders a task file can live in, in the order a lookup should try them.
 TASK_FOLDERS = ("Needs_Action", "In_Progress", "Completed", "Failed", "Quarantine")
 TMP_PREFIX = ".tmp-"
+# Written into a vault that lacks them, never over the owner's own (DESIGN §3).
+DEFAULTS = Path(__file__).resolve().parent / "defaults"
+DEFAULT_FILES = ("Company_Handbook.md", "Business_Goals.md")
 DASHBOARD_PLACEHOLDER = ("# AI Employee — Dashboard\n\nThe agent interface is not running yet. Start the suite "
                          "(`./scripts/start.sh`); this page then updates itself every few seconds.\n")
 _counter = itertools.count()
@@ -132,14 +135,19 @@ class Vault:
 
     # -- layout ---------------------------------------------------------------------------------
     def ensure_layout(self) -> None:
+        """The folders, and the shipped handbook and goals where the vault has none: any new or
+        existing folder can be the vault, and it works from the first start."""
         for name in FOLDERS:
             (self.root / name).mkdir(parents=True, exist_ok=True)
-        dashboard = self.root / "Dashboard.md"
-        if not dashboard.exists():  # the agent interface rewrites it within seconds of starting
-            try:
-                self.write_atomic(dashboard, DASHBOARD_PLACEHOLDER, exclusive=True)
-            except FileExistsError:
-                pass
+        files = {name: (DEFAULTS / name).read_bytes for name in DEFAULT_FILES}
+        files["Dashboard.md"] = lambda: DASHBOARD_PLACEHOLDER.encode()  # rewritten by the agent interface
+        for name, content in files.items():
+            path = self.root / name
+            if not path.exists() and not path.is_symlink():
+                try:
+                    self.write_atomic(path, content(), exclusive=True)
+                except FileExistsError:
+                    pass  # another process of the suite wrote it first
 
     def folder(self, name: str, *sub: str) -> Path:
         path = self.root.joinpath(name, *sub)

@@ -17,7 +17,7 @@ import requests
 from core.audit import read_records
 from core.config import Settings
 from core.documents import APPROVAL_FOOTER_PREFIX, Document, section
-from mcp_servers.gmail_connector import GmailConfig, GmailConnector
+from mcp_servers.gmail import GmailConfig, GmailConnector
 from tests.conftest import ROOT, Suite, free_port, make_env, md_files, wait_until
 from tests.fakes.fake_gmail import FakeGmail, write_token_file
 
@@ -30,7 +30,7 @@ def mail(tmp_path: Path):
     with FakeGmail() as fake:
         token = write_token_file(tmp_path / "token.json", fake)
         port = free_port()
-        env = make_env(tmp_path, handbook=(ROOT / "vault" / "Company_Handbook.md").read_text("utf-8"),
+        env = make_env(tmp_path, handbook=(ROOT / "core" / "defaults" / "Company_Handbook.md").read_text("utf-8"),
                        EMAIL_MCP_PORT=str(port), GMAIL_API_ENDPOINT=fake.url, GMAIL_TOKEN_URI=fake.token_uri,
                        GMAIL_TOKEN_FILE=str(token), GMAIL_POLL_SECONDS="0.2", DRY_RUN="false")
         shutil.copytree(ROOT / ".qwen" / "skills" / "gmail_skill", tmp_path / "skills" / "gmail_skill")

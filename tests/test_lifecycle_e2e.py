@@ -249,3 +249,31 @@ def test_a_broken_handbook_keeps_the_last_rules_and_says_so(suite):
     suite.drop("still.txt", "x")  # the last good rules still plan and gate the work
     request = one_pending(suite)
     assert front(request)["action"] == "record" and suite.runs() == []
+
+
+def test_a_new_vault_gets_the_shipped_handbook_and_goals_and_works_at_once(tmp_path):
+    """VAULT_PATH may point at any new folder: the defaults are written, and a drop is planned by them."""
+    from tests.conftest import ROOT, Suite, make_env
+    env = make_env(tmp_path)
+    vault = tmp_path / "brand-new" / "vault"  # does not exist yet
+    env["VAULT_PATH"] = str(vault)
+    suite = Suite(tmp_path, env)
+    try:
+        suite.start_all()
+        for name in ("Company_Handbook.md", "Business_Goals.md"):
+            assert (vault / name).read_bytes() == (ROOT / "core" / "defaults" / name).read_bytes()
+        suite.drop("notes.txt", "minutes of the meeting")
+        request = one_pending(suite)  # the shipped rule files it in Documents/, after the owner's approval
+        assert (front(request)["skill"], front(request)["action"]) == ("vault_skill", "file_document")
+        assert md_files(suite.folder("Failed")) == []
+    finally:
+        suite.stop_all()
+
+
+def test_the_owners_own_handbook_is_never_replaced(suite):
+    handbook = suite.vault / "Company_Handbook.md"
+    mine = handbook.read_text("utf-8")
+    (suite.vault / "Business_Goals.md").write_text("# My goals\n", "utf-8")
+    suite.start_all()
+    assert handbook.read_text("utf-8") == mine
+    assert (suite.vault / "Business_Goals.md").read_text("utf-8") == "# My goals\n"

@@ -100,7 +100,7 @@ def pm2(tmp_path: Path):
     assert PM2.exists(), f"{PM2} is missing: run ./scripts/test.sh (or ./scripts/setup.sh --dev) to install pm2"
     vault = tmp_path / "vault"
     vault.mkdir()
-    shutil.copy(ROOT / "vault" / "Company_Handbook.md", vault / "Company_Handbook.md")
+    shutil.copy(ROOT / "core" / "defaults" / "Company_Handbook.md", vault / "Company_Handbook.md")
     env = {k: v for k, v in os.environ.items() if not k.startswith(_FOREIGN)}
     env.update({
         "PM2_HOME": str(_pm2_home(tmp_path)),
