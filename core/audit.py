@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from core.redact import redact
+from core.text import encodable, one_line
 from core.vault import Vault
 
 AUDIT_HEADER = (
@@ -111,7 +112,7 @@ TABLE_KEEP_BYTES = 256 * 1024
 
 def _cell(value: Any, limit: int = 80) -> str:
     text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    text = text.replace("|", "\\|").replace("\n", " ")
+    text = one_line(text).replace("|", "\\|")
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
@@ -142,7 +143,7 @@ class AuditLog:
             "idempotency_key": idempotency_key,
         }
         entry.update(redact(extra))
-        line = json.dumps(entry, ensure_ascii=False, default=str) + "\n"
+        line = encodable(json.dumps(entry, ensure_ascii=False, default=str)) + "\n"
         log_file = f"{self._logs_prefix}{day}.jsonl"
         try:
             _append(log_file, line)

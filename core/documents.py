@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from core.errors import ValidationError
+from core.text import encodable
 
 REQUIRED_TASK_KEYS = ("id", "type", "source", "created", "status")
 MAX_DOCUMENT_BYTES = 2 * 1024 * 1024
@@ -74,6 +75,16 @@ def _str_presenter(dumper: yaml.SafeDumper, value: str) -> yaml.Node:
 _Dumper.add_representer(str, _str_presenter)
 
 
+def _encodable(value: Any) -> Any:
+    if isinstance(value, str):
+        return encodable(value)
+    if isinstance(value, dict):
+        return {_encodable(k): _encodable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_encodable(v) for v in value]
+    return value
+
+
 def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
 
@@ -97,18 +108,22 @@ class Document:
     raw_front: str | None = field(default=None, repr=False)
 
     def render(self) -> str:
-        front = yaml.dump(self.meta, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
-        return f"---\n{front}---\n{self.body}"
+        """The file's text. Whatever it holds, ``parse`` reads it back: YAML escapes what it must in
+        the frontmatter, and what no file of ours may contain (NUL, which marks a file as binary,
+        and lone surrogates, which are not Unicode) is taken out on the way."""
+        front = yaml.dump(_encodable(self.meta), Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)
+        return f"---\n{front}---\n{encodable(self.body).replace(chr(0), '')}"
 
     @classmethod
     def parse(cls, text: str) -> "Document":
         if not text.startswith("---"):
             raise DocumentError("no YAML frontmatter: the file must start with a line '---'")
         lines = text.split("\n")
-        if lines[0].strip() != "---":
+        if lines[0].rstrip() != "---":
             raise DocumentError("no YAML frontmatter: the first line must be exactly '---'")
         for end, line in enumerate(lines[1:], start=1):
-            if line.strip() == "---":
+            # At the start of the line only: an indented '---' is the text of a YAML block scalar.
+            if line.rstrip() == "---":
                 break
         else:
             raise DocumentError("the YAML frontmatter is not closed by a line '---'")

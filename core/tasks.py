@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from core.documents import Document, iso, require_keys, utcnow, REQUIRED_TASK_KEYS
+from core.text import clean_text, one_line
 from core.vault import Vault, safe_name
 
 PRIORITIES = ("high", "normal", "low")
@@ -55,8 +56,19 @@ def build_task(task_id: str, kind: str, source: str, source_id: str, *, title: s
         "created": iso(utcnow()), "status": "needs_action",
         "priority": priority if priority in PRIORITIES else "normal",
     }
-    meta.update(extra or {})
-    return Document(meta, f"# {title}\n\n{content.rstrip()}\n")
+    meta.update(_outside(extra or {}))
+    return Document(meta, f"# {one_line(title) or kind}\n\n{clean_text(content).rstrip()}\n")
+
+
+def _outside(value: Any) -> Any:
+    """Values taken from outside (headers, names): no control characters in what we write."""
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, dict):
+        return {k: _outside(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_outside(v) for v in value]
+    return value
 
 
 def write_new_task(vault: Vault, doc: Document) -> Path:

@@ -20,6 +20,9 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.documents import Document
+from core.text import one_line
+
 
 FOLDERS = (
     "Inbox", "Needs_Action", "In_Progress", "Plans", "Pending_Approval", "Approved", "Rejected",
@@ -244,14 +247,11 @@ class Vault:
             os.rename(src, dest)
         else:
             dest = self.move(src, folder, dest.name)
-        note = (
-            "---\n"
-            f"type: quarantine\nfile: {dest.name!r}\noriginal: {self.relative(src)!r}\n"
-            f"actor: {actor}\nquarantined: {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}\n"
-            "---\n"
-            f"# Quarantined: {dest.name}\n\n**Why:** {reason}\n\n"
-            "Nothing was deleted. Fix the file and drop it into `Inbox/` again, or delete both files.\n"
-        )
+        note = Document({"type": "quarantine", "file": dest.name, "original": self.relative(src), "actor": actor,
+                         "quarantined": time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())},
+                        f"# Quarantined: {one_line(dest.name)}\n\n**Why:** {one_line(reason)}\n\n"
+                        "Nothing was deleted. Fix the file and drop it into `Inbox/` again, or delete both files.\n"
+                        ).render()
         self.write_atomic(folder / f"{dest.name}.reason.md", note)
         return dest
 

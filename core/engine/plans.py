@@ -8,6 +8,7 @@ from typing import Any
 
 from core.documents import Document, iso, utcnow
 from core.state import StateStore, dumps, loads
+from core.text import one_line
 
 # Step states. Terminal ones end a step for good; the task settles when every step is terminal.
 PENDING, WAITING, DONE, FAILED, REJECTED, EXPIRED, SKIPPED = (
@@ -92,7 +93,7 @@ def render_plan(task_id: str, title: str, plan: dict | None, steps: list[Step], 
     status = (plan or {}).get("status", "active")
     meta = {"type": "plan", "task_id": task_id, "planner": (plan or {}).get("planner", "rule_based"),
             "round": (plan or {}).get("rounds", 0), "status": status, "updated": iso(utcnow())}
-    lines = [f"# Plan: {title}", ""]
+    lines = [f"# Plan: {one_line(title)}", ""]
     if not steps:
         lines.append("_No external action is needed for this task._")
     for s in steps:
@@ -100,7 +101,8 @@ def render_plan(task_id: str, title: str, plan: dict | None, steps: list[Step], 
                 REJECTED: "rejected by you", EXPIRED: "approval expired", SKIPPED: "skipped", DONE: "done",
                 PENDING: "to do"}.get(s.status, s.status)
         link = f" → [[{approval_files[s.approval_id]}]]" if s.approval_id in approval_files else ""
-        lines.append(f"- [{_MARK.get(s.status, ' ')}] {s.no}. {s.title} (`{s.skill}.{s.action}`) — {note}{link}")
+        lines.append(f"- [{_MARK.get(s.status, ' ')}] {s.no}. {one_line(s.title)} (`{s.skill}.{s.action}`) — "
+                     f"{one_line(note)}{link}")
     if plan and plan.get("note"):
         lines += ["", f"**Note:** {plan['note']}"]
     return Document(meta, "\n".join(lines) + "\n").render()
