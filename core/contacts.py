@@ -50,4 +50,7 @@ def normalise(kind: str, value: object) -> list[str]:
         return [("+" if text.startswith("+") else "") + digits] if len(digits) >= 6 else []
     if kind == "handle":
         return [text.lstrip("@").lower()]
+    named = parse_addresses(text) if "@" in text else []
+    if len(named) == 1 and named[0][0]:  # "Jane Doe <jane@x>" names Jane Doe on a channel of names
+        text = named[0][0]
     return [" ".join(text.split()).casefold()]  # a name (or a chat named like a person)

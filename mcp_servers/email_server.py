@@ -24,7 +24,7 @@ from mcp_servers.tools import Tool, ToolContext
 
 # Approved send_email requests are executed by gmail_skill; its `reply` is a send_email with threading
 # fields, so the grant of an approved reply (the planner's default for email tasks) covers this tool too.
-SKILLS = {"send_email": SkillBinding("gmail_skill", text_param="body", aliases=("reply",))}
+SKILLS = {"send_email": SkillBinding("gmail_skill", text_param="body", html_param="html", aliases=("reply",))}
 
 
 @dataclass(frozen=True)

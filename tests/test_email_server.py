@@ -77,7 +77,8 @@ def owner_grant(s, params: dict, *, action: str = "send_email", skill: str = "gm
                 edited: str | None = None) -> str:
     """An approval issued for ``params`` and accepted the way the owner does it (file in Approved/)."""
     row = s.approvals.request(task_id=task_id, step_no=1, skill=skill, action=action, params=params,
-                              text_param="body", risk="medium", reason="test", subject=params.get("subject", "x"))
+                              text_param="body", html_param="html", risk="medium", reason="test",
+                              subject=params.get("subject", "x"))
     path = s.vault.root / "Pending_Approval" / row["file_name"]
     if edited is not None:
         path.write_text(path.read_text("utf-8").replace(params["body"], edited), "utf-8")
@@ -354,6 +355,30 @@ def test_a_write_that_keeps_failing_gives_up_with_the_reason(serve, fake):
     assert final.status_code == 502 and final.json()["error_code"] == "UPSTREAM_ERROR"
     assert "gave up after 8 attempts" in final.json()["error"]
     assert "queued" not in final.json() and fake.sent == []
+
+
+def test_what_the_owner_approves_is_what_every_recipient_reads_the_html_part_included(srv, fake):
+    mail = {**MAIL, "html": "<p>Dear Jane, here is the <b>quote</b>: 1,200.</p>"}
+    filed = send(srv, mail)  # an MCP client asks; the request shows the owner the HTML part too
+    assert filed.status_code == 403
+    [path] = md_files(srv.vault.root / "Pending_Approval")
+    text = path.read_text("utf-8")
+    assert "<b>quote</b>: 1,200" in text and "html" not in front(path)["params"]
+    edited = "Dear Jane, the price is 900.\n\nBest regards"
+    path.write_text(text.replace(MAIL["body"], edited), "utf-8")
+    grant = srv.approvals.accept(srv.vault.move(path, srv.vault.folder("Approved")))
+    assert grant.params["body"] == edited and "1,200" not in grant.params["html"]
+    assert send(srv, grant.params, grant_id=grant.id).status_code == 200
+    [sent] = fake.sent
+    assert sent["body"].strip() == edited and "1,200" not in sent["html"]
+    assert "Dear Jane, the price is 900." in sent["html"] and "Best regards" in sent["html"]
+
+
+def test_an_unedited_html_part_goes_out_as_the_owner_saw_it(srv, fake):
+    mail = {**MAIL, "html": "<p>Dear Jane, here is the <b>quote</b>.</p>"}
+    grant = owner_grant(srv, mail)
+    assert send(srv, mail, grant_id=grant).status_code == 200
+    assert fake.sent[0]["html"].strip() == mail["html"]
 
 
 def test_concurrent_calls_with_one_grant_send_once(srv, fake):

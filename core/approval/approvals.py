@@ -8,6 +8,7 @@ request we issued that has not expired. The owner may edit the ``## Message`` te
 from __future__ import annotations
 
 import datetime as dt
+import html
 import secrets
 import sqlite3
 import time
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from core.approval.policy import PolicySource
-from core.documents import APPROVAL_FOOTER_PREFIX, Document, DocumentError, iso, section, utcnow
+from core.documents import APPROVAL_FOOTER_PREFIX, Document, DocumentError, fence, iso, section, utcnow
 from core.state import StateStore, dumps, loads
 from core.vault import Vault, slug
 
@@ -43,6 +44,12 @@ class Grant:
     @property
     def idempotency_key(self) -> str:
         return self.id
+
+
+def plain_to_html(text: str) -> str:
+    """The owner's edited text as the HTML part: escaped, a paragraph per blank-line block."""
+    paragraphs = [p for p in text.replace("\r\n", "\n").split("\n\n") if p.strip()]
+    return "".join(f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs) or "<p></p>"
 
 
 def new_approval_id() -> str:
@@ -85,7 +92,7 @@ class Approvals:
     # -- issuing ------------------------------------------------------------------------------------
     def request(self, *, task_id: str, step_no: int, skill: str, action: str, params: dict[str, Any],
                 text_param: str | None, risk: str, reason: str, subject: str, details: str = "",
-                ttl_hours: float | None = None) -> dict:
+                ttl_hours: float | None = None, html_param: str | None = None) -> dict:
         """File a request for the owner. Idempotent per (task, step): a crash between the record and
         the file is repaired by calling again."""
         ttl = self.ttl_hours if ttl_hours is None else ttl_hours
@@ -94,8 +101,8 @@ class Approvals:
         now = time.time()
         row = dict(self._record_once(
             id=approval_id, task_id=task_id, step_no=step_no, skill=skill, action=action, params=dumps(params),
-            text_param=text_param, risk=risk, reason=reason, file_name=name, status=PENDING, created=now,
-            expires=now + ttl * 3600 if ttl > 0 else None))
+            text_param=text_param, html_param=html_param if text_param else None, risk=risk, reason=reason,
+            file_name=name, status=PENDING, created=now, expires=now + ttl * 3600 if ttl > 0 else None))
         self.ensure_file(row, details)
         return row
 
@@ -127,8 +134,8 @@ class Approvals:
 
     def _render(self, row: dict, details: str) -> str:
         params = loads(row["params"])
-        text_param = row["text_param"]
-        shown = {k: v for k, v in params.items() if k != text_param}
+        text_param, html_param = row["text_param"], row["html_param"]
+        shown = {k: v for k, v in params.items() if k not in (text_param, html_param)}
         meta = {
             "type": "approval_request", "id": row["id"], "task_id": row["task_id"], "skill": row["skill"],
             "action": row["action"], "params": shown, "risk": row["risk"], "reason": row["reason"],
@@ -139,6 +146,13 @@ class Approvals:
         body = [f"# Approve: {row['action'].replace('_', ' ')}", ""]
         if details:
             body += [details, ""]
+        if html_param and params.get(html_param):
+            # Mail programs show the HTML part: the owner sees it, and an edit of the message replaces
+            # it, so what they approve is exactly what every recipient reads.
+            body += ["### The HTML version (what most mail programs show)", "",
+                     "_Shown for you to read. To change what is sent, edit the message below: this HTML version is "
+                     "then replaced by your text, so every recipient reads what you approved._", "",
+                     fence(str(params[html_param]), "html"), ""]
         if text_param:
             body += ["_You may edit the message below before approving; the parameters above are fixed._", ""]
             body += ["## Message", str(params.get(text_param, "")), ""]
@@ -182,8 +196,8 @@ class Approvals:
             if str(doc.meta.get(key)) != str(row[key]):
                 raise Refused(f"the file's {key} was changed after it was issued; only the message may be edited")
         params = loads(row["params"])
-        text_param = row["text_param"]
-        fixed = {k: v for k, v in params.items() if k != text_param}
+        text_param, html_param = row["text_param"], row["html_param"]
+        fixed = {k: v for k, v in params.items() if k not in (text_param, html_param)}
         if dumps(doc.meta.get("params") or {}) != dumps(fixed):
             raise Refused("the parameters were changed after the request was issued; only the message may be edited. "
                           "Reject this request and ask again if the recipient or amounts must change")
@@ -194,6 +208,8 @@ class Approvals:
                 raise Refused("the '## Message' heading or the closing line 'Move this file to Approved/ ...' is "
                               "missing, so where the message ends is unclear; nothing was sent")
             final[text_param] = edited
+            if html_param and params.get(html_param) and edited != params.get(text_param):
+                final[html_param] = plain_to_html(edited)
         with self.state.transaction() as db:
             cur = db.execute("UPDATE approvals SET status=?, approved_by='owner', approved_params=?, decided=? "
                              "WHERE id=? AND status=?", (APPROVED, dumps(final), time.time(), approval_id, PENDING))

@@ -27,6 +27,7 @@ class SkillBinding:
     """The skill that executes a server's write action once the owner approves it."""
     skill: str
     text_param: str | None = None       # shown as the editable "## Message" of the request
+    html_param: str | None = None       # an HTML rendering of that text: an owner's edit replaces it
     aliases: tuple[str, ...] = ()       # other actions of that skill whose grants cover this write
                                         # (gmail_skill.reply is a send_email with threading)
 
@@ -110,7 +111,7 @@ class StateApprovalGate:
         details = f"**Requested by:** an MCP client{f' for task `{mentioned}`' if mentioned else ''}"
         row = self.approvals.request(
             task_id=f"mcp-{secrets.token_hex(6)}", step_no=1, skill=binding.skill, action=action, params=params,
-            text_param=binding.text_param, risk="medium", reason=REASON,
+            text_param=binding.text_param, html_param=binding.html_param, risk="medium", reason=REASON,
             subject=str(params.get("subject") or action), details=details)
         if self.audit is not None:
             self.audit.record("approval.requested", target=f"{binding.skill}.{action}", parameters=params,

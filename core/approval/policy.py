@@ -7,7 +7,6 @@ quiet hours and within the channel's hourly rate limit; everything else goes to 
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any, Callable
 
 import yaml
 
+from core.contacts import normalise
 from core.errors import ValidationError
 
 _BLOCK = re.compile(r"^```ya?ml[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
@@ -35,6 +35,7 @@ class ActionInfo:
     irreversible: bool = False
     amount_param: str | None = None
     recipient_params: tuple[str, ...] = ()   # every parameter that names someone the action reaches
+    recipient_kind: str = "email"            # how this channel names them (core.contacts.RECIPIENT_KINDS)
 
 
 @dataclass(frozen=True)
@@ -83,8 +84,9 @@ class Policy:
         if rule.max_amount is not None and (amount is None or amount > rule.max_amount):
             return Decision(False, rule.name, risk, f"amount {amount} is over rule {rule.name!r}'s limit {rule.max_amount:g}")
         if rule.known_contacts_only:
-            recipients = _addresses(params, info.recipient_params)
-            strangers = [r for r in recipients if r not in self.known_contacts]
+            recipients = [name for p in info.recipient_params for name in normalise(info.recipient_kind, params.get(p))]
+            known = {name for contact in self.known_contacts for name in normalise(info.recipient_kind, contact)}
+            strangers = [r for r in recipients if r not in known]
             if strangers or not recipients:
                 who = ", ".join(strangers) or "the recipient"
                 return Decision(False, rule.name, risk, f"{who} {'is a new contact' if len(strangers) < 2 else 'are new contacts'}")
@@ -96,12 +98,6 @@ class Policy:
             if not take_rate_slot(info.channel, int(limit)):
                 return Decision(False, "rate-limit", risk, f"the {info.channel} limit of {limit} per hour is reached")
         return Decision(True, rule.name, risk, f"auto-approved by rule {rule.name!r}")
-
-
-def _addresses(params: dict[str, Any], names: tuple[str, ...]) -> list[str]:
-    """Every address in those parameters ("Jane <jane@x>, bob@y"), lower-cased: to, cc and bcc all count."""
-    values = [str(params.get(name) or "") for name in names]
-    return [addr.lower() for _, addr in email.utils.getaddresses(values) if addr]
 
 
 def _number(value: Any) -> float | None:
@@ -157,7 +153,7 @@ def parse_policy(data: dict[str, Any]) -> Policy:
     return Policy(
         auto_approve=tuple(rules),
         payment_approval_over=float(thresholds.get("payment_approval_over", 50)),
-        known_contacts=frozenset(str(c).strip().lower() for c in section.get("known_contacts") or []),
+        known_contacts=frozenset(str(c).strip() for c in section.get("known_contacts") or [] if str(c).strip()),
         rate_limits=limits,
         quiet_hours=quiet_hours,
         approval_ttl_hours=float(ttl) if ttl is not None else None,

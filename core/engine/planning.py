@@ -11,6 +11,7 @@ import string
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from core.contacts import parse_addresses
 from core.engine.plans import ProposedStep, Step
 from core.approval.policy import Policy
 from core.engine.skills import SkillRegistry
@@ -44,9 +45,14 @@ def task_fields(task: Task) -> dict[str, str]:
     fields["title"] = task.title
     fields["body"] = body[:MAX_FIELD_CHARS]
     fields.setdefault("subject", task.title)
-    sender = fields.get("from", "")
-    fields["from_name"] = sender.split("<")[0].strip().strip('"') or sender or "there"
-    fields["from_email"] = sender.split("<")[-1].rstrip(">").strip() if "<" in sender else sender
+    # Addresses are parsed (RFC 5322), never split on "<": a header naming several people yields no
+    # address at all rather than a mangled one, and a reply goes to nobody until the owner says whom.
+    senders = parse_addresses(fields.get("from", ""))
+    single = senders[0] if len(senders) == 1 else None
+    fields["from_email"] = single[1] if single else ""
+    if not fields.get("from_name"):
+        fields["from_name"] = (single[0] or single[1]) if single else (fields.get("from") or "there")
+    fields.setdefault("reply_to", fields["from_email"])  # email tasks carry their own (Reply-To, else the sender)
     return fields
 
 

@@ -19,6 +19,7 @@ import jsonschema
 from core.documents import Document, DocumentError
 from core.errors import AIEmployeeError, OutcomeUnknownError, ValidationError
 from core.approval.policy import ActionInfo
+from core.contacts import RECIPIENT_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +48,17 @@ class Action:
     channel: str = "local"
     irreversible: bool = False
     text_param: str | None = None       # the parameter shown as the editable "## Message" section
+    html_param: str | None = None       # an HTML rendering of the text: follows the owner's edit of it
     amount_param: str | None = None
     recipient_params: tuple[str, ...] = ()   # to, cc, bcc: the policy's known-contacts rule checks them all
+    recipient_kind: str = "email"            # how the channel names them: email, phone, handle, name, chat
     idempotent: bool = False            # the downstream dedups by idempotency key: an unknown outcome may be retried
     reconcile: Callable[[dict, ActionContext], Any] | None = None
 
     @property
     def info(self) -> ActionInfo:
         return ActionInfo(self.skill, self.name, self.read_only, self.channel, self.irreversible,
-                          self.amount_param, self.recipient_params)
+                          self.amount_param, self.recipient_params, self.recipient_kind)
 
     def validate(self, params: Any) -> dict:
         if not isinstance(params, dict):
@@ -86,18 +89,23 @@ class Skill:
     actions: dict[str, Action] = field(default_factory=dict)
 
     def action(self, *, schema: dict, description: str = "", read_only: bool = False, channel: str = "local",
-               irreversible: bool = False, text_param: str | None = None, amount_param: str | None = None,
-               recipient_params: tuple[str, ...] = (), idempotent: bool = False,
-               name: str | None = None) -> Callable[[ActionFn], ActionFn]:
+               irreversible: bool = False, text_param: str | None = None, html_param: str | None = None,
+               amount_param: str | None = None, recipient_params: tuple[str, ...] = (), recipient_kind: str = "email",
+               idempotent: bool = False, name: str | None = None) -> Callable[[ActionFn], ActionFn]:
+        if recipient_kind not in RECIPIENT_KINDS:
+            raise ValueError(f"skill {self.name}: recipient_kind must be one of {', '.join(RECIPIENT_KINDS)}")
+
         def register(fn: ActionFn) -> ActionFn:
             action_name = name or fn.__name__
             if action_name in self.actions:
                 raise ValueError(f"skill {self.name}: action {action_name} is declared twice")
             schema.setdefault("type", "object")
             jsonschema.Draft202012Validator.check_schema(schema)
-            self.actions[action_name] = Action(self.name, action_name, fn, schema, description or (fn.__doc__ or "").strip(),
-                                               read_only, channel, irreversible, text_param, amount_param, tuple(recipient_params),
-                                               idempotent)
+            self.actions[action_name] = Action(
+                skill=self.name, name=action_name, fn=fn, schema=schema,
+                description=description or (fn.__doc__ or "").strip(), read_only=read_only, channel=channel,
+                irreversible=irreversible, text_param=text_param, html_param=html_param, amount_param=amount_param,
+                recipient_params=tuple(recipient_params), recipient_kind=recipient_kind, idempotent=idempotent)
             return fn
         return register
 

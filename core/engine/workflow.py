@@ -17,6 +17,7 @@ from core.approval.policy import PolicySource
 from core.engine.skills import SkillRegistry
 from core.state import StateStore
 from core.tasks import Task, update_task
+from core.text import one_line
 from core.vault import Vault
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,8 @@ class Workflow:
             return
         row = self.approvals.request(
             task_id=task.id, step_no=step.no, skill=step.skill, action=step.action, params=step.params,
-            text_param=action.text_param, risk=decision.risk, reason=decision.reason, subject=task.title,
-            details=f"**Task:** {task.title} (`{task.id}`)\n\n**Step:** {step.title}\n\n**Why it needs you:** {decision.reason}")
+            text_param=action.text_param, html_param=action.html_param, risk=decision.risk, reason=decision.reason, subject=task.title,
+            details=_details(task, step, action.recipient_params, decision.reason))
         self.plans.update_step(task.id, step.no, status=WAITING, approval_id=row["id"])
         self.audit.record("approval.requested", target=f"{step.skill}.{step.action}", parameters=step.params,
                           approval_status="pending", result={"approval_id": row["id"], "file": row["file_name"]},
@@ -172,6 +173,16 @@ class Workflow:
         self.audit.record("task.finished", target=folder, result={"outcome": outcome, "reason": reason},
                           task_id=task.id)
         return folder
+
+
+def _details(task: Task, step: Step, recipient_params: tuple[str, ...], why: str) -> str:
+    """What the owner reads above the request's message: the task, the step, exactly who receives it, why."""
+    lines = [f"**Task:** {task.title} (`{task.id}`)", f"**Step:** {one_line(step.title)}"]
+    recipients = [f"{p}: {one_line(step.params[p])}" for p in recipient_params if step.params.get(p)]
+    if recipient_params:
+        lines.append(f"**Who receives it:** {'; '.join(recipients) or 'nobody named'}")
+    lines.append(f"**Why it needs you:** {why}")
+    return "\n\n".join(lines)
 
 
 def _target(grant: Grant) -> str:

@@ -47,13 +47,13 @@ def _send(params: dict, ctx: ActionContext) -> dict:
 
 
 @skill.action(schema=SEND_SCHEMA, description="Send an email (plain text, optional HTML) through the email server.",
-              channel="email", text_param="body", recipient_params=("to", "cc"), idempotent=True)
+              channel="email", text_param="body", html_param="html", recipient_params=("to", "cc"), idempotent=True)
 def send_email(params: dict, ctx: ActionContext) -> dict:
     return _send(params, ctx)
 
 
 @skill.action(schema=REPLY_SCHEMA, description="Reply in the sender's thread (In-Reply-To, References, threadId).",
-              channel="email", text_param="body", recipient_params=("to", "cc"), idempotent=True)
+              channel="email", text_param="body", html_param="html", recipient_params=("to", "cc"), idempotent=True)
 def reply(params: dict, ctx: ActionContext) -> dict:
     return _send(params, ctx)
 
