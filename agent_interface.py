@@ -95,8 +95,9 @@ class AgentInterface:
         try:
             grant = self.wf.approvals.accept(path)
         except Refused as why:
-            self._refuse(path, str(why), row)
+            self._refuse(path, why, row)
             return
+        self._drop_pending_twin(path, grant.id)
         with task_lock(self.settings.state_dir, grant.task_id):
             step_title = next((s.title for s in self.wf.plans.steps(grant.task_id) if s.no == grant.step_no), "")
             self.wf.execute(grant, step_title)
@@ -131,8 +132,29 @@ class AgentInterface:
             pass
         self.wf.vault.move(path, self.wf.vault.folder("Completed" if ok else "Failed"))
 
-    def _refuse(self, path: Path, reason: str, row: dict | None) -> None:
-        """Refused approvals go to Rejected/ with the reason; a request we issued ends as rejected."""
+    def _drop_pending_twin(self, decided: Path, approval_id: str) -> None:
+        """A copy (or hard link) of a request put in Approved/ (or Rejected/) is the owner's decision
+        on it: once it is taken, the request's own file must not linger in Pending_Approval/ saying
+        "pending"."""
+        row = self.wf.approvals.get(approval_id)
+        twin = self.wf.vault.folder("Pending_Approval") / row["file_name"] if row and row["file_name"] else None
+        if twin is None or twin.is_symlink() or not twin.is_file():
+            return
+        try:
+            if Document.from_bytes(twin.read_bytes()).meta.get("id") != approval_id:
+                return  # some other file that happens to bear the name: not ours to remove
+            twin.unlink()
+        except (DocumentError, OSError):
+            return
+        self.wf.audit.record("approval.twin_removed", target=twin.name, task_id=row["task_id"],
+                             result={"reason": f"decided as {decided.parent.name}/{decided.name}: a copy of the request"})
+
+    def _refuse(self, path: Path, why: Refused | str, row: dict | None) -> None:
+        """Refused files go to Rejected/ with the reason. What it means for the request we issued:
+        a refusal of an altered copy leaves the owner's genuine request pending (and puts it back in
+        Pending_Approval/ if the refused file was its only one); an approval that had just expired
+        closes its step as expired; anything else was not ours, or was used already."""
+        reason, kind = str(why), getattr(why, "kind", "unknown")
         if not path.is_symlink():  # never read or write through a link: it may point outside the vault
             try:
                 update_task(self.wf.vault, path, status="refused", refusal_reason=reason)
@@ -142,9 +164,15 @@ class AgentInterface:
         os.rename(path, dest)  # the file, or the link itself
         self.wf.audit.record("approval.refused", target=path.name, approval_status="refused",
                              result={"reason": reason}, task_id=row["task_id"] if row else None)
-        if row is not None and row["status"] == APR_PENDING and self.wf.approvals.set_status(
-                row["id"], APR_REJECTED, note=f"refused: {reason}", only_from=(APR_PENDING,)):
-            self._close_step(row, REJECTED, f"refused: {reason}")
+        if row is None:
+            return
+        if kind == "altered" and self.wf.approvals.reissue(row):
+            self.wf.audit.record("approval.reissued", target=row["file_name"], task_id=row["task_id"],
+                                 result={"reason": "the refused file was the request itself: it is back, unchanged"})
+        elif kind == "expired":
+            self.wf.audit.record("approval.expired", target=row["file_name"], approval_status="expired",
+                                 task_id=row["task_id"], idempotency_key=row["id"])
+            self._close_step(row, EXPIRED, "approval expired")
 
     def record_rejection(self, path: Path) -> None:
         if path.name.startswith(".") or not path.name.endswith(".md") or path.name.endswith(".reason.md"):
@@ -152,16 +180,22 @@ class AgentInterface:
         if path.name in self._rejections_seen or path.is_symlink():
             return  # Rejected/ only grows: each rescan would otherwise parse every file in it again
         self._rejections_seen.add(path.name)
-        row = self._row_for(path)
+        try:
+            doc = Document.from_bytes(path.read_bytes())
+        except (DocumentError, OSError):
+            return
+        if doc.meta.get("status") in ("refused", "expired"):
+            return  # put here by us, with the reason: the owner decided nothing
+        row = self.wf.approvals.get(str(doc.meta.get("id") or "")) if doc.meta.get("id") else None
         if row is None or row["status"] != APR_PENDING:
             return  # already handled, or not ours
         if self.wf.approvals.set_status(row["id"], APR_REJECTED, note="rejected by the owner", only_from=(APR_PENDING,)):
-            try:
-                doc = Document.from_bytes(path.read_bytes())
-                if doc.meta.get("status") != "rejected":
-                    update_task(self.wf.vault, path, status="rejected", decided=iso(utcnow()))
-            except (DocumentError, OSError):
-                pass
+            if doc.meta.get("status") != "rejected":
+                try:
+                    update_task(self.wf.vault, path, doc, status="rejected", decided=iso(utcnow()))
+                except OSError:
+                    pass
+            self._drop_pending_twin(path, row["id"])
             self.wf.audit.record(f"{row['skill']}.{row['action']}", target=row["file_name"], approval_status="rejected",
                                  approved_by=None, result="rejected by the owner", task_id=row["task_id"],
                                  idempotency_key=row["id"])
@@ -258,11 +292,14 @@ def _move_pending(wf: Workflow, ident: str, folder: str, **changes: object) -> P
     if row["status"] != APR_PENDING:
         raise SystemExit(f"approval {row['id']} is {row['status']}, not pending")
     path = wf.vault.root / "Pending_Approval" / row["file_name"]
-    if not path.exists():
-        raise SystemExit(f"{path} is not in Pending_Approval/ (moved already?)")
-    if changes:
-        update_task(wf.vault, path, **changes)
-    return wf.vault.move(path, wf.vault.folder(folder))
+    moved = SystemExit(f"{wf.vault.relative(path)} is no longer in Pending_Approval/: it was moved already "
+                       "(dragged, or decided by another command); see `status`")
+    try:
+        if changes:
+            update_task(wf.vault, path, **changes)
+        return wf.vault.move(path, wf.vault.folder(folder))
+    except FileNotFoundError:  # another approve/reject, or the owner's drag, won the race
+        raise moved from None
 
 
 def cmd_approve(wf: Workflow, args: argparse.Namespace) -> int:

@@ -58,7 +58,7 @@ CREATE TABLE IF NOT EXISTS health (
 # Columns added after a table first shipped: an existing database gets them at the next start.
 MIGRATIONS = {
     "steps": {"due": "REAL"},
-    "approvals": {"html_param": "TEXT"},
+    "approvals": {"html_param": "TEXT", "details": "TEXT"},
     "outbox": {"key": "TEXT"},
 }
 POST_MIGRATION = "CREATE UNIQUE INDEX IF NOT EXISTS outbox_by_key ON outbox (key);"

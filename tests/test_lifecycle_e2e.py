@@ -5,6 +5,7 @@ import json
 import os
 import shutil
 
+import pytest
 import yaml
 
 from tests.conftest import md_files, wait_until
@@ -24,6 +25,10 @@ planning:
 
 def front(path):
     text = path.read_text("utf-8")
+    return yaml.safe_load(text.split("---\n")[1])
+
+
+def front_text(text):
     return yaml.safe_load(text.split("---\n")[1])
 
 
@@ -115,13 +120,19 @@ def test_forged_approvals_are_refused(suite):
     meta = front(suite.folder("Rejected") / "SEND_forged.md")
     assert meta["status"] == "refused" and "not issued" in meta["refusal_reason"]
 
-    # A real request whose fixed parameters were edited is refused too, and counts as rejected.
+    # A real request whose fixed parameters were edited is refused too; the original comes back to
+    # Pending_Approval/, unchanged, for the owner to approve or reject.
     suite.drop("real.txt", "x")
     request = one_pending(suite)
-    request.write_text(request.read_text().replace("note: real.txt", "note: someone-else"))
+    original = request.read_text()
+    request.write_text(original.replace("note: real.txt", "note: someone-else"))
     shutil.move(request, suite.folder("Approved") / request.name)
     wait_until(lambda: (suite.folder("Rejected") / request.name).exists(), message="the tampered request refused")
     assert "parameters were changed" in front(suite.folder("Rejected") / request.name)["refusal_reason"]
+    back = wait_until(lambda: md_files(suite.folder("Pending_Approval")), message="the original back")[0]
+    assert back.name == request.name and front(back)["params"] == front_text(original)["params"]
+    assert front(back)["status"] == "pending"
+    suite.cli("reject", front(back)["id"])
 
     # Replaying an executed approval (a copy dropped into Approved/ again) is refused: at most once.
     suite.drop("again.txt", "x")
@@ -143,6 +154,57 @@ def test_forged_approvals_are_refused(suite):
     refused = [r for r in audit_records(suite) if r["action_type"] == "approval.refused"]
     assert len(refused) == 4
     suite.assert_alive()
+
+
+def _copy_or_link(suite, make) -> tuple[dict, str]:
+    suite.start_all()
+    suite.drop("copied.txt", "x")
+    request = one_pending(suite)
+    meta = front(request)
+    make(request, suite.folder("Approved") / request.name)
+    wait_until(lambda: (suite.folder("Completed") / f"{meta['task_id']}.md").exists(), message="the task done")
+    return meta, request.name
+
+
+@pytest.mark.parametrize("make", [shutil.copy2, os.link], ids=["copy", "hard link"])
+def test_a_copy_or_hard_link_in_approved_is_the_approval_and_leaves_no_pending_twin(suite, make):
+    meta, name = _copy_or_link(suite, make)
+    assert [json.loads(p)["note"] for _, _, p in suite.runs()] == ["copied.txt"]
+    assert md_files(suite.folder("Pending_Approval")) == []  # no stale "pending" file is left behind
+    assert front(suite.folder("Completed") / name)["status"] == "executed"
+    assert [r["target"] for r in audit_records(suite) if r["action_type"] == "approval.twin_removed"] == [name]
+
+
+def test_a_second_copy_is_refused_as_used(suite):
+    suite.start_all()
+    suite.drop("twice.txt", "x")
+    request = one_pending(suite)
+    text = request.read_text()
+    shutil.copy2(request, suite.folder("Approved") / request.name)
+    wait_until(lambda: (suite.folder("Completed") / request.name).exists(), message="the first copy executed")
+    (suite.folder("Approved") / "another copy.md").write_text(text)
+    wait_until(lambda: (suite.folder("Rejected") / "another copy.md").exists(), message="the second copy refused")
+    assert "at most once" in front(suite.folder("Rejected") / "another copy.md")["refusal_reason"]
+    assert len(suite.runs()) == 1 and md_files(suite.folder("Pending_Approval")) == []
+
+
+def test_a_refused_forgery_leaves_the_owners_request_untouched(suite):
+    suite.start_all()
+    suite.drop("genuine.txt", "x")
+    request = one_pending(suite)
+    forged = request.read_text().replace("note: genuine.txt", "note: attacker")
+    (suite.folder("Approved") / "forged.md").write_text(forged)
+    wait_until(lambda: (suite.folder("Rejected") / "forged.md").exists(), message="the forgery refused")
+    assert "parameters were changed" in front(suite.folder("Rejected") / "forged.md")["refusal_reason"]
+    # The genuine request still waits, and the task still waits for it: nothing was rejected.
+    assert request.exists() and front(request)["status"] == "pending"
+    approval_id = front(request)["id"]
+    assert approval_id in suite.cli("pending").stdout
+    task = suite.vault / "In_Progress" / "reasoning_loop" / f"{front(request)['task_id']}.md"
+    assert front(task)["status"] == "waiting_for_approval"
+    suite.cli("approve", approval_id)
+    wait_until(lambda: (suite.folder("Completed") / task.name).exists(), message="the genuine request executed")
+    assert [json.loads(p)["note"] for _, _, p in suite.runs()] == ["genuine.txt"]
 
 
 def test_policy_auto_approval_runs_without_asking(suite):

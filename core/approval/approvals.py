@@ -27,7 +27,15 @@ PENDING, APPROVED, REJECTED, EXPIRED, EXECUTED, FAILED = "pending", "approved", 
 
 
 class Refused(Exception):
-    """The file in ``Approved/`` cannot be accepted; the message says why, for the owner."""
+    """The file in ``Approved/`` cannot be accepted; the message says why, for the owner.
+
+    ``kind`` says what the refusal means for the request we issued: ``unknown`` (not ours, or
+    unreadable), ``spent`` (used or decided already), ``expired`` (it just expired), or ``altered``
+    (ours, with more than the message changed: the owner's genuine request stands untouched)."""
+
+    def __init__(self, message: str, kind: str = "unknown") -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 @dataclass(frozen=True)
@@ -102,7 +110,7 @@ class Approvals:
         row = dict(self._record_once(
             id=approval_id, task_id=task_id, step_no=step_no, skill=skill, action=action, params=dumps(params),
             text_param=text_param, html_param=html_param if text_param else None, risk=risk, reason=reason,
-            file_name=name, status=PENDING, created=now, expires=now + ttl * 3600 if ttl > 0 else None))
+            details=details or None, file_name=name, status=PENDING, created=now, expires=now + ttl * 3600 if ttl > 0 else None))
         self.ensure_file(row, details)
         return row
 
@@ -114,6 +122,19 @@ class Approvals:
                                         self._render(row, details), exclusive=True)
             except FileExistsError:
                 pass  # another process wrote it between our look and our write
+
+    def reissue(self, row: dict) -> bool:
+        """Put a still-pending request back in ``Pending_Approval/`` when its only file was refused
+        (edited beyond the message): the owner can approve the original or reject it."""
+        row = self.get(row["id"]) or row
+        path = self.vault.folder("Pending_Approval") / row["file_name"]
+        if row["status"] != PENDING or not row["file_name"] or path.exists():
+            return False
+        try:
+            self.vault.write_atomic(path, self._render(row), exclusive=True)
+        except FileExistsError:
+            return False
+        return True
 
     def grant_by_policy(self, *, task_id: str, step_no: int, skill: str, action: str, params: dict[str, Any],
                         rule: str) -> Grant:
@@ -132,7 +153,8 @@ class Approvals:
             return db.execute("SELECT * FROM approvals WHERE task_id=? AND step_no=?",
                               (columns["task_id"], columns["step_no"])).fetchone()
 
-    def _render(self, row: dict, details: str) -> str:
+    def _render(self, row: dict, details: str = "") -> str:
+        details = details or row.get("details") or ""
         params = loads(row["params"])
         text_param, html_param = row["text_param"], row["html_param"]
         shown = {k: v for k, v in params.items() if k not in (text_param, html_param)}
@@ -186,27 +208,30 @@ class Approvals:
         if row["status"] in (APPROVED, EXECUTED, FAILED):
             if row["status"] == APPROVED and row["approved_by"] == "owner":
                 return grant_from_row(row)  # accepted before a crash: carry on
-            raise Refused(f"approval {approval_id} was already used ({row['status']}); an approval executes at most once")
+            raise Refused(f"approval {approval_id} was already used ({row['status']}); an approval executes at most once",
+                          "spent")
         if row["status"] != PENDING:
-            raise Refused(f"approval {approval_id} is {row['status']} and can no longer be approved")
+            raise Refused(f"approval {approval_id} is {row['status']} and can no longer be approved", "spent")
         if row["expires"] and row["expires"] < time.time():
             self.set_status(approval_id, EXPIRED, note="expired before it was approved")
-            raise Refused(f"approval {approval_id} expired at {iso(dt.datetime.fromtimestamp(row['expires'], dt.timezone.utc))}")
+            raise Refused(f"approval {approval_id} expired at {iso(dt.datetime.fromtimestamp(row['expires'], dt.timezone.utc))}",
+                          "expired")
         for key in ("task_id", "skill", "action"):
             if str(doc.meta.get(key)) != str(row[key]):
-                raise Refused(f"the file's {key} was changed after it was issued; only the message may be edited")
+                raise Refused(f"the file's {key} was changed after it was issued; only the message may be edited",
+                              "altered")
         params = loads(row["params"])
         text_param, html_param = row["text_param"], row["html_param"]
         fixed = {k: v for k, v in params.items() if k not in (text_param, html_param)}
         if dumps(doc.meta.get("params") or {}) != dumps(fixed):
             raise Refused("the parameters were changed after the request was issued; only the message may be edited. "
-                          "Reject this request and ask again if the recipient or amounts must change")
+                          "Reject this request and ask again if the recipient or amounts must change", "altered")
         final = dict(params)
         if text_param:
             edited = section(doc.body, "Message", APPROVAL_FOOTER_PREFIX)
             if edited is None:
                 raise Refused("the '## Message' heading or the closing line 'Move this file to Approved/ ...' is "
-                              "missing, so where the message ends is unclear; nothing was sent")
+                              "missing, so where the message ends is unclear; nothing was sent", "altered")
             final[text_param] = edited
             if html_param and params.get(html_param) and edited != params.get(text_param):
                 final[html_param] = plain_to_html(edited)
@@ -214,7 +239,7 @@ class Approvals:
             cur = db.execute("UPDATE approvals SET status=?, approved_by='owner', approved_params=?, decided=? "
                              "WHERE id=? AND status=?", (APPROVED, dumps(final), time.time(), approval_id, PENDING))
             if cur.rowcount != 1:
-                raise Refused(f"approval {approval_id} was decided by another process")
+                raise Refused(f"approval {approval_id} was decided by another process", "spent")
             row = db.execute("SELECT * FROM approvals WHERE id=?", (approval_id,)).fetchone()
         return grant_from_row(row)
 
