@@ -16,15 +16,15 @@ import sys
 import time
 from pathlib import Path
 
-from core.approval.approvals import EXECUTED, FAILED as APR_FAILED, PENDING as APR_PENDING, REJECTED as APR_REJECTED, \
-    EXPIRED as APR_EXPIRED, Refused, grant_from_row
+from core.approval.approvals import (APPROVED as APR_APPROVED, EXECUTED, EXPIRED as APR_EXPIRED, FAILED as APR_FAILED,
+                                     PENDING as APR_PENDING, REJECTED as APR_REJECTED, Refused, grant_from_row)
 from core.config import Settings
 from core.daemon import Daemon, FolderFeed, run_daemon
 from core.engine.dashboard import DashboardWriter, age, count_files, process_rows, COUNTED
 from core.documents import Document, DocumentError, iso, utcnow
 from core.errors import AIEmployeeError
 from core.locks import task_lock
-from core.engine.plans import EXPIRED, FAILED, PENDING, REJECTED, SKIPPED, TERMINAL, ProposedStep
+from core.engine.plans import EXPIRED, FAILED, PENDING, QUEUED, REJECTED, SKIPPED, TERMINAL, ProposedStep
 from core.tasks import Task, update_task
 from core.engine.workflow import Workflow
 
@@ -58,6 +58,7 @@ class AgentInterface:
                 for path in rejected.wait(self.daemon.stop, timeout=0.0):
                     self.guard(self.record_rejection, path)
                 now = time.monotonic()
+                self.guard(self.retry_due)
                 if now >= next_sweep:
                     self.guard(self.expire_due)
                     next_sweep = now + min(30.0, self.settings.rescan_seconds)
@@ -100,9 +101,31 @@ class AgentInterface:
         self._drop_pending_twin(path, grant.id)
         with task_lock(self.settings.state_dir, grant.task_id):
             step_title = next((s.title for s in self.wf.plans.steps(grant.task_id) if s.no == grant.step_no), "")
-            self.wf.execute(grant, step_title)
-            self._finish_file(path, self.wf.approvals.get(grant.id))
+            if self.wf.execute(grant, step_title).deferred_until is None:
+                self._finish_file(path, self.wf.approvals.get(grant.id))
+            # else: the server queued it; the request waits in In_Progress/executor/ (see retry_due)
             self._settle_task_locked(grant.task_id)
+
+    def retry_due(self) -> int:
+        """Ask the servers again about writes they queued (the channel was down or rate limited), once
+        their time has come. Nothing waits for them meanwhile; one indexed query when none is due."""
+        count = 0
+        for step in self.wf.plans.queued_due():
+            with task_lock(self.settings.state_dir, step.task_id):
+                current = next((s for s in self.wf.plans.steps(step.task_id) if s.no == step.no), None)
+                row = self.wf.approvals.for_step(step.task_id, step.no)
+                # Executed already: the server's own retry went through first; asking reads its record.
+                if current is None or current.status != QUEUED or row is None or row["status"] not in (APR_APPROVED,
+                                                                                                     EXECUTED):
+                    continue
+                execution = self.wf.execute(grant_from_row(row), current.title)
+                if execution.deferred_until is None and row["file_name"]:
+                    path = self.claimed / row["file_name"]
+                    if path.exists():
+                        self._finish_file(path, self.wf.approvals.get(row["id"]))
+                self._settle_task_locked(step.task_id)
+                count += 1
+        return count
 
     def _finish_recovered(self, path: Path, row: dict) -> None:
         """A claimed approval that ran before the crash. The server may have marked it executed

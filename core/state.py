@@ -61,7 +61,12 @@ MIGRATIONS = {
     "approvals": {"html_param": "TEXT", "details": "TEXT"},
     "outbox": {"key": "TEXT"},
 }
-POST_MIGRATION = "CREATE UNIQUE INDEX IF NOT EXISTS outbox_by_key ON outbox (key);"
+# Indexes for what periodic sweeps ask, so their cost does not grow with history.
+POST_MIGRATION = """
+CREATE UNIQUE INDEX IF NOT EXISTS outbox_by_key ON outbox (key);
+CREATE INDEX IF NOT EXISTS steps_by_status ON steps (status, due);
+CREATE INDEX IF NOT EXISTS approvals_by_status ON approvals (status, created);
+"""
 
 LEDGER_STATES = ("pending", "sending", "succeeded", "failed", "unknown")
 # What a channel's last real outcome was (a call to Gmail, X, Odoo, ...), by whichever process made it.

@@ -26,6 +26,7 @@ class Execution:
     attempts: int
     reconciled: bool = False
     unknown: bool = False   # the outcome could not be established: the owner must look
+    deferred_until: float | None = None  # queued by the server: ask again at this time (epoch s)
 
 
 class Executor:
@@ -91,6 +92,11 @@ class Executor:
             if outcome.success:
                 final.append(("succeeded", outcome.data, None))  # committed by run(), with on_done
                 return Execution(outcome, attempt)
+            if outcome.deferred is not None:
+                # The server holds it in its outbox and retries it itself: asking again later reads
+                # the outcome. Nothing here waits for it.
+                final.append(("pending", None, outcome.error))
+                return Execution(outcome, attempt, deferred_until=time.time() + max(1.0, outcome.deferred))
             if outcome.unknown:
                 self.state.ledger_finish(key, "unknown", error=outcome.error)
                 settled = self._reconcile(action, params, ctx, key)

@@ -11,8 +11,7 @@ from typing import Any, Callable
 import requests
 import urllib3.exceptions
 
-from core.errors import (AIEmployeeError, ApprovalRequiredError, AuthError, NotConfiguredError, OutcomeUnknownError,
-                         RateLimitError, TransientError, UpstreamError, ValidationError)
+from core.errors import AIEmployeeError, OutcomeUnknownError, TransientError, UpstreamError, error_for_code
 from core.retry import Backoff, retry_call
 
 # Connect fast (loopback), but give a write the time its upstream may need.
@@ -23,18 +22,15 @@ RESTART_BACKOFF = Backoff(base=0.5, factor=2.0, maximum=8.0, attempts=6)
 
 def error_from_envelope(body: dict, status: int) -> AIEmployeeError:
     message = str(body.get("error") or f"HTTP {status}")
-    code = body.get("error_code")
-    if code == "APPROVAL_REQUIRED":
-        return ApprovalRequiredError(message, approval_id=str(body.get("approval_id") or ""))
-    if code == "RATE_LIMITED":
-        retry_after = body.get("retry_after")
-        return RateLimitError(message, retry_after=float(retry_after) if retry_after is not None else None)
-    if code == "VALIDATION_ERROR":
-        return ValidationError(message, field=body.get("field"))
-    simple = {"UPSTREAM_UNAVAILABLE": TransientError, "AUTH_ERROR": AuthError, "NOT_CONFIGURED": NotConfiguredError}
-    if code in simple:
-        return simple[code](message)
-    return UpstreamError(message, status=status)
+    retry_after = body.get("retry_after")
+    err = error_for_code(body.get("error_code"), message,
+                         retry_after=float(retry_after) if retry_after is not None else None,
+                         approval_id=str(body.get("approval_id") or ""), field=body.get("field"))
+    if body.get("queued"):  # the server keeps the write in its outbox and tries it again itself
+        err.queued_for = float(retry_after or 60)
+    if isinstance(err, UpstreamError):
+        err.status = status
+    return err
 
 
 def _never_connected(err: requests.RequestException) -> bool:

@@ -13,8 +13,9 @@ from core.text import one_line
 # Step states. Terminal ones end a step for good; the task settles when every step is terminal.
 PENDING, WAITING, DONE, FAILED, REJECTED, EXPIRED, SKIPPED = (
     "pending", "awaiting_approval", "done", "failed", "rejected", "expired", "skipped")
+QUEUED = "queued"  # approved and sent, but the channel could not take it yet: the server retries it
 TERMINAL = frozenset({DONE, FAILED, REJECTED, EXPIRED, SKIPPED})
-_MARK = {DONE: "x", SKIPPED: "-", REJECTED: "-", EXPIRED: "-", FAILED: " ", PENDING: " ", WAITING: " "}
+_MARK = {DONE: "x", SKIPPED: "-", REJECTED: "-", EXPIRED: "-", FAILED: " ", PENDING: " ", WAITING: " ", QUEUED: " "}
 
 
 @dataclass
@@ -38,6 +39,7 @@ class Step:
     approval_id: str | None = None
     result: Any = None
     error: str | None = None
+    due: float | None = None  # QUEUED: when to ask the server again
     extra: dict = field(default_factory=dict)
 
     @property
@@ -48,7 +50,7 @@ class Step:
 
 def _row_to_step(row: Any) -> Step:
     return Step(row["task_id"], row["step_no"], row["skill"], row["action"], loads(row["params"]), row["title"],
-                row["status"], row["approval_id"], loads(row["result"]), row["error"])
+                row["status"], row["approval_id"], loads(row["result"]), row["error"], row["due"])
 
 
 class PlanStore:
@@ -81,12 +83,22 @@ class PlanStore:
                        (rounds, status, note, time.time(), task_id))
 
     def update_step(self, task_id: str, no: int, *, status: str, approval_id: str | None = None,
-                    result: Any = None, error: str | None = None, params: dict | None = None) -> None:
+                    result: Any = None, error: str | None = None, params: dict | None = None,
+                    due: float | None = None) -> None:
         with self.state.transaction() as db:
             db.execute("UPDATE steps SET status=?, approval_id=COALESCE(?, approval_id), result=COALESCE(?, result), "
-                       "error=?, params=COALESCE(?, params), updated=? WHERE task_id=? AND step_no=?",
+                       "error=?, params=COALESCE(?, params), due=?, updated=? WHERE task_id=? AND step_no=?",
                        (status, approval_id, dumps(result) if result is not None else None, error,
-                        dumps(params) if params is not None else None, time.time(), task_id, no))
+                        dumps(params) if params is not None else None, due, time.time(), task_id, no))
+
+    def queued_due(self, limit: int = 50) -> list[Step]:
+        """Steps the servers queued whose time to ask again has come."""
+        return [_row_to_step(r) for r in self.state.query(
+            "SELECT * FROM steps WHERE status=? AND due<=? ORDER BY due LIMIT ?", (QUEUED, time.time(), limit))]
+
+
+def _clock(moment: float | None) -> str:
+    return time.strftime("%H:%M UTC", time.gmtime(moment)) if moment else "soon"
 
 
 def render_plan(task_id: str, title: str, plan: dict | None, steps: list[Step], approval_files: dict[str, str]) -> str:
@@ -98,6 +110,7 @@ def render_plan(task_id: str, title: str, plan: dict | None, steps: list[Step], 
         lines.append("_No external action is needed for this task._")
     for s in steps:
         note = {WAITING: "waiting for your approval", FAILED: f"failed: {s.error or ''}".rstrip(": "),
+                QUEUED: f"queued by the server, tried again by {_clock(s.due)}: {s.error or ''}".rstrip(": "),
                 REJECTED: "rejected by you", EXPIRED: "approval expired", SKIPPED: "skipped", DONE: "done",
                 PENDING: "to do"}.get(s.status, s.status)
         link = f" → [[{approval_files[s.approval_id]}]]" if s.approval_id in approval_files else ""

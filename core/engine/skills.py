@@ -127,6 +127,7 @@ class Outcome:
     error_code: str | None = None
     retryable: bool = False
     unknown: bool = False   # it may or may not have happened (timeout mid-call): reconcile first
+    deferred: float | None = None  # the server queued it and tries again in this many seconds
 
     def as_dict(self) -> dict:
         return {"success": self.success, "data": self.data, "error": self.error, "skill": self.skill}
@@ -175,7 +176,7 @@ class SkillRegistry:
             return Outcome(True, skill, data)
         except AIEmployeeError as err:
             return Outcome(False, skill, error=str(err), error_code=err.code, retryable=err.retryable,
-                           unknown=isinstance(err, OutcomeUnknownError))
+                           unknown=isinstance(err, OutcomeUnknownError), deferred=getattr(err, "queued_for", None))
         except Exception as err:  # a skill bug is a failed action, not a dead process
             log.exception("skill %s.%s crashed", skill, action)
             return Outcome(False, skill, error=f"{type(err).__name__}: {err}", error_code="INTERNAL_ERROR")

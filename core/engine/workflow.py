@@ -3,6 +3,7 @@
 settling the task into ``Completed/`` or ``Failed/`` once every step has ended."""
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import dataclass
 
@@ -12,7 +13,8 @@ from core.config import Settings
 from core.documents import iso, utcnow
 from core.errors import AIEmployeeError
 from core.engine.executor import Execution, Executor
-from core.engine.plans import DONE, FAILED, PENDING, REJECTED, EXPIRED, SKIPPED, TERMINAL, WAITING, PlanStore, Step, render_plan
+from core.engine.plans import (DONE, EXPIRED, FAILED, PENDING, QUEUED, REJECTED, SKIPPED, TERMINAL, WAITING, PlanStore, Step,
+                               render_plan)
 from core.approval.policy import PolicySource
 from core.engine.skills import SkillRegistry
 from core.state import StateStore
@@ -95,6 +97,10 @@ class Workflow:
 
     def execute(self, grant: Grant, title: str = "") -> Execution:
         def record(ex: Execution) -> None:  # in one commit with the ledger's outcome
+            if ex.deferred_until is not None:  # the grant stands; the agent interface asks again when due
+                self.plans.update_step(grant.task_id, grant.step_no, status=QUEUED, error=ex.outcome.error,
+                                       params=grant.params, due=ex.deferred_until)
+                return
             ok = ex.outcome.success
             self.approvals.set_status(grant.id, EXECUTED if ok else APR_FAILED, note=None if ok else ex.outcome.error)
             self.plans.update_step(grant.task_id, grant.step_no, status=DONE if ok else FAILED,
@@ -106,9 +112,11 @@ class Workflow:
         extra = {}
         if grant.params != grant.original_params:
             extra = {"original_parameters": grant.original_params, "edited_by_owner": True}
+        queued = {"queued_until": iso(dt.datetime.fromtimestamp(ex.deferred_until, dt.timezone.utc))} \
+            if ex.deferred_until is not None else {}
         self.audit.record(f"{grant.skill}.{grant.action}", target=_target(grant), parameters=grant.params,
                           approval_status="approved", approved_by=grant.approved_by,
-                          result=ex.outcome.as_dict() | {"attempts": ex.attempts, "reconciled": ex.reconciled},
+                          result=ex.outcome.as_dict() | {"attempts": ex.attempts, "reconciled": ex.reconciled} | queued,
                           task_id=grant.task_id, idempotency_key=grant.idempotency_key, **extra)
         return ex
 
@@ -142,9 +150,10 @@ class Workflow:
             if round_state is not None:
                 self.plans.set_round(task.id, *round_state)
             self.write_plan(task, steps=steps)  # before the task says "waiting": the owner finds the plan
-            if any(s.status == WAITING for s in steps) and not any(s.status == PENDING for s in steps):
-                if task.meta.get("status") != "waiting_for_approval":
-                    update_task(self.vault, task.path, task.doc, status="waiting_for_approval")
+            if any(s.status in (WAITING, QUEUED) for s in steps) and not any(s.status == PENDING for s in steps):
+                status = "waiting_for_approval" if any(s.status == WAITING for s in steps) else "waiting_for_retry"
+                if task.meta.get("status") != status:
+                    update_task(self.vault, task.path, task.doc, status=status)
                 return "waiting"
             return "active"
         failed = [s for s in steps if s.status == FAILED]

@@ -220,10 +220,11 @@ class FakeGmail(ThreadedServer):
         with self._lock:
             self._injections.append(_Injection(match, status, times, dict(headers or {}), reason, delay))
 
-    def hold(self, match: str) -> Hold:
-        """Hold the next request whose method equals or path contains ``match`` open, before Gmail
-        reads it, until ``release()``; ``arrived`` says it is being held."""
-        hold = Hold(match)
+    def hold(self, match: str, *, after: bool = False) -> Hold:
+        """Hold the next request whose method equals or path contains ``match`` open until
+        ``release()``: before Gmail reads it (``release(drop=True)`` then drops it unread), or with
+        ``after`` once Gmail has done it, so only the answer waits. ``arrived`` says it is held."""
+        hold = Hold(match, after=after)
         with self._lock:
             self._holds.append(hold)
         return hold
@@ -584,8 +585,10 @@ async def _google_middleware(request: web.Request, handler) -> web.StreamRespons
         fake.requests.append((request.method, request.path))
     try:
         hold = fake._take_hold(request.method, request.path)
-        if hold is not None:
+        if hold is not None and not hold.after:
             await hold.wait()
+            if hold.dropped:
+                raise GoogleError(503, "the request was dropped before it was read")
         injection = fake._take_injection(request.method, request.path)
         if injection is not None:
             if injection.delay:
@@ -597,7 +600,10 @@ async def _google_middleware(request: web.Request, handler) -> web.StreamRespons
                 raise GoogleError(injection.status, reason=injection.reason, headers=injection.headers)
         if is_api:
             fake._check_bearer(request.headers.get("Authorization"))
-        return await handler(request)
+        response = await handler(request)
+        if hold is not None and hold.after:
+            await hold.wait()
+        return response
     except GoogleError as err:
         return web.json_response(google_error_body(err.status, err.message, err.reason),
                                  status=err.status, headers=err.headers)

@@ -78,8 +78,10 @@ class Hold:
     is in the fake's hands, so a test acts at exactly that moment (kill a client, start a rival call)
     instead of hoping a delay is long enough."""
 
-    def __init__(self, match: str) -> None:
+    def __init__(self, match: str, *, after: bool = False) -> None:
         self.match = match
+        self.after = after      # held once the fake has done the work (the answer is what waits)
+        self.dropped = False    # released with drop=True: the fake forgets the request, as if never read
         self.arrived = threading.Event()
         self._lock = threading.Lock()
         self._released = False
@@ -94,9 +96,10 @@ class Hold:
         self.arrived.set()
         await event.wait()
 
-    def release(self) -> None:
+    def release(self, *, drop: bool = False) -> None:
         with self._lock:
             self._released = True
+            self.dropped = drop
             wakeups, self._wakeups = self._wakeups, []
         for loop, event in wakeups:
             loop.call_soon_threadsafe(event.set)
