@@ -49,7 +49,8 @@ class AgentInterface:
             self.handle_approved(path, recovering=True)
         next_sweep = next_dashboard = next_janitor = 0.0
         with FolderFeed(self.wf.vault.folder("Approved"), self.settings.rescan_seconds) as approved, \
-                FolderFeed(self.wf.vault.folder("Rejected"), self.settings.rescan_seconds) as rejected:
+                FolderFeed(self.wf.vault.folder("Rejected"), self.settings.rescan_seconds,
+                           only_when_changed=True) as rejected:
             while not self.daemon.stop.is_set():
                 for path in approved.wait(self.daemon.stop, timeout=0.25):
                     if self.daemon.stop.is_set():

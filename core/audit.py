@@ -176,3 +176,35 @@ def read_records(vault_root: Path, day: str | None = None) -> list[dict]:
             except json.JSONDecodeError:
                 continue
     return out
+
+
+def recent_records(vault_root: Path, limit: int = 10, *, day: str | None = None) -> list[dict]:
+    """The newest ``limit`` records of a day (today by default), oldest first, read from the end of
+    its file: the cost does not grow with the size of the log."""
+    day = day or dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
+    path = Path(vault_root) / "Logs" / f"{day}.jsonl"
+    try:
+        fh = open(path, "rb")
+    except FileNotFoundError:
+        return []
+    with fh:
+        end = fh.seek(0, os.SEEK_END)
+        chunk = 16 * 1024
+        while True:
+            start = max(0, end - chunk)
+            fh.seek(start)
+            lines = fh.read(end - start).split(b"\n")
+            if start > 0:
+                lines = lines[1:]  # the first line is cut: it begins before the chunk
+            if len(lines) > limit or start == 0 or chunk >= 1 << 22:
+                break
+            chunk *= 4
+    out: list[dict] = []
+    for line in reversed(lines):
+        if len(out) == limit:
+            break
+        try:
+            out.append(json.loads(line))
+        except ValueError:  # a torn or empty line
+            continue
+    return out[::-1]

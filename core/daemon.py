@@ -100,9 +100,13 @@ class FolderFeed:
 
     MASK = flags.CLOSE_WRITE | flags.MOVED_TO | flags.CREATE
 
-    def __init__(self, folder: Path, rescan_seconds: float) -> None:
+    def __init__(self, folder: Path, rescan_seconds: float, *, only_when_changed: bool = False) -> None:
         self.folder = folder
         self.rescan_seconds = rescan_seconds
+        # For a folder that only grows (Rejected/) and whose files need no second look: a rescan
+        # happens only when the folder changed since the last one, so an idle one costs a stat.
+        self.only_when_changed = only_when_changed
+        self._scanned: int | None = None  # the folder's mtime when it was last scanned
         self._inotify: INotify | None = None
         self._next_rescan = 0.0
         self.last_was_rescan = False
@@ -133,13 +137,21 @@ class FolderFeed:
         self.last_was_rescan = now >= self._next_rescan
         if self.last_was_rescan:
             self._next_rescan = now + self.rescan_seconds
+            if self.only_when_changed and not self._changed():
+                self.last_was_rescan = False
+                return [p for p in self._events(0) if not stop.is_set()]
             self._inotify.read(timeout=0)  # what those events announced is in the scan
             return self.scan()
         wait_ms = int(max(0.0, min(self._next_rescan, now + timeout) - now) * 1000)
+        batch = self._events(wait_ms)
+        return [] if stop.is_set() else batch
+
+    def _events(self, wait_ms: int) -> list[Path]:
+        assert self._inotify is not None
         batch: dict[Path, None] = {}
         for event in self._inotify.read(timeout=wait_ms):
             if event.mask & flags.Q_OVERFLOW:
-                self._next_rescan = 0.0  # the kernel dropped events: look at everything next time
+                self._next_rescan, self._scanned = 0.0, None  # events were dropped: look at everything
                 continue
             if not event.name or event.name.startswith("."):
                 continue
@@ -147,4 +159,12 @@ class FolderFeed:
             if event.mask & flags.CREATE and not event.mask & flags.ISDIR and not path.is_symlink():
                 continue  # a writer just opened it; its IN_CLOSE_WRITE will follow
             batch[path] = None
-        return [] if stop.is_set() else list(batch)
+        return list(batch)
+
+    def _changed(self) -> bool:
+        try:
+            stamp = os.stat(self.folder).st_mtime_ns
+        except FileNotFoundError:
+            return False
+        changed, self._scanned = stamp != self._scanned, stamp
+        return changed

@@ -265,6 +265,6 @@ class Approvals:
         return [dict(r) for r in self.state.query(
             "SELECT * FROM approvals WHERE status=? AND expires IS NOT NULL AND expires<?", (PENDING, time.time()))]
 
-    def waiting(self) -> list[dict]:
+    def waiting(self, limit: int | None = None) -> list[dict]:
         return [dict(r) for r in self.state.query(
-            "SELECT * FROM approvals WHERE status=? ORDER BY created", (PENDING,))]
+            "SELECT * FROM approvals WHERE status=? ORDER BY created LIMIT ?", (PENDING, -1 if limit is None else limit))]

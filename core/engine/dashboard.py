@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from core.approval.approvals import Approvals
-from core.audit import read_records
+from core.audit import recent_records
 from core.state import StateStore
 from core.vault import Vault
 
@@ -55,26 +55,77 @@ def process_rows(state: StateStore) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def recent_failures(vault: Vault, limit: int = 5) -> list[str]:
-    out = []
-    for folder in ("Failed", "Quarantine"):
-        base = vault.root / folder
+def _subfolders(folder: Path) -> list[str]:
+    try:
+        with os.scandir(folder) as entries:
+            return [e.path for e in entries if e.is_dir(follow_symlinks=False) and not e.name.startswith(".")]
+    except FileNotFoundError:
+        return []
+
+
+def _newest(folder: Path, limit: int) -> list[str]:
+    try:
+        with os.scandir(folder) as entries:
+            found = [(e.stat(follow_symlinks=False).st_mtime, e.name) for e in entries
+                     if e.name.endswith(".md") and not e.name.startswith(".")]
+    except FileNotFoundError:
+        return []
+    return [name for _, name in sorted(found, reverse=True)[:limit]]
+
+
+class FolderScan:
+    """What a look into a folder found, kept until the folder changes (its mtime). The Dashboard is
+    refreshed every few seconds: idle, that costs a stat per folder, not a look at every file the
+    vault has ever finished."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, str], tuple[int, object]] = {}
+
+    def _cached(self, folder: Path, what: str, compute) -> object:  # noqa: ANN001 - a small callable
         try:
-            names = sorted((e for e in os.scandir(base) if e.name.endswith(".md") and not e.name.startswith(".")),
-                           key=lambda e: e.stat().st_mtime, reverse=True)[:limit]
+            stamp = os.stat(folder).st_mtime_ns
         except FileNotFoundError:
-            continue
-        out += [f"`{folder}/{e.name}`" for e in names]
-    return out
+            return compute(folder)
+        key = (str(folder), what)
+        hit = self._seen.get(key)
+        if hit is None or hit[0] != stamp:
+            hit = self._seen[key] = (stamp, compute(folder))
+        return hit[1]
+
+    def count(self, folder: Path) -> int:
+        if folder.name != "In_Progress":
+            return int(self._cached(folder, "count", count_files))
+        agents = self._cached(folder, "agents", _subfolders)
+        return sum(int(self._cached(Path(agent), "count", count_files)) for agent in agents)
+
+    def newest(self, folder: Path, limit: int) -> list[str]:
+        return list(self._cached(folder, f"newest{limit}", lambda f: _newest(f, limit)))
 
 
-def render(vault: Vault, state: StateStore, approvals: Approvals, *, dry_run: bool) -> str:
+def recent_failures(vault: Vault, scan: FolderScan, limit: int = 5) -> list[str]:
+    return [f"`{folder}/{name}`" for folder in ("Failed", "Quarantine")
+            for name in scan.newest(vault.root / folder, limit)]
+
+
+def channel_rows(state: StateStore) -> list[str]:
+    rows = []
+    for r in state.query("SELECT * FROM channels ORDER BY name"):
+        said = {"ok": "working", "auth_error": "needs you to sign in again", "unavailable": "unreachable",
+                "rate_limited": "rate limited", "not_configured": "not configured"}.get(r["state"], r["state"])
+        detail = (r["detail"] or "").replace("|", "/")
+        rows.append(f"| {r['name']} | {said} | {detail} | {age(time.time() - r['at'])} ago, by {r['by']} |")
+    return rows
+
+
+def render(vault: Vault, state: StateStore, approvals: Approvals, *, dry_run: bool,
+           scan: FolderScan | None = None) -> str:
+    scan = scan or FolderScan()
     now = time.time()
     lines = ["# AI Employee — Dashboard", ""]
     lines.append("**Mode: DRY RUN** — actions are simulated; nothing leaves this machine." if dry_run
                  else "**Mode: LIVE** — approved actions are really sent, posted and paid.")
     lines += ["", "## Waiting for you", ""]
-    waiting = approvals.waiting()
+    waiting = approvals.waiting(limit=51)
     if not waiting:
         lines.append("Nothing is waiting for your approval.")
     else:
@@ -83,10 +134,14 @@ def render(vault: Vault, state: StateStore, approvals: Approvals, *, dry_run: bo
             expires = age(row["expires"] - now) if row["expires"] else "never"
             lines.append(f"| [[{row['file_name'][:-3]}]] | {row['skill']}.{row['action']} | {age(now - row['created'])} | {expires} |")
         if len(waiting) > 50:
-            lines.append(f"| … and {len(waiting) - 50} more | | | |")
+            lines.append("| … and more: see `python agent_interface.py pending` | | | |")
         lines += ["", "Move a file from `Pending_Approval/` to `Approved/` to approve it, or to `Rejected/` to reject it."]
     lines += ["", "## Work", "", "| folder | files |", "|---|---|"]
-    lines += [f"| {name} | {count_files(vault.root / name)} |" for name in COUNTED]
+    lines += [f"| {name} | {scan.count(vault.root / name)} |" for name in COUNTED]
+    channels = channel_rows(state)
+    if channels:
+        lines += ["", "## Channels", "", "| channel | state | detail | last real outcome |", "|---|---|---|---|"]
+        lines += channels
     lines += ["", "## Processes", ""]
     procs = process_rows(state)
     if procs:
@@ -94,12 +149,11 @@ def render(vault: Vault, state: StateStore, approvals: Approvals, *, dry_run: bo
         lines += [f"| {p} | {s} | {d.replace('|', '/')} | {seen} |" for p, s, d, seen in procs]
     else:
         lines.append("No process has reported yet.")
-    problems = recent_failures(vault)
+    problems = recent_failures(vault, scan)
     lines += ["", "## Needs a look", ""]
     lines += [f"- {p}" for p in problems] or ["Nothing failed or was quarantined."]
     lines += ["", "## Recent activity", ""]
-    today = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d")
-    records = read_records(vault.root, today)[-10:]
+    records = recent_records(vault.root, 10)
     lines += [f"- {r['timestamp'][11:19]} {r['action_type']} {r.get('target', '')} ({r.get('actor')})" for r in records] \
         or ["No activity today."]
     return "\n".join(lines) + "\n"
@@ -108,10 +162,11 @@ def render(vault: Vault, state: StateStore, approvals: Approvals, *, dry_run: bo
 class DashboardWriter:
     def __init__(self, vault: Vault, state: StateStore, approvals: Approvals, *, dry_run: bool) -> None:
         self.vault, self.state, self.approvals, self.dry_run = vault, state, approvals, dry_run
+        self.scan = FolderScan()
         self._last = ""
 
     def refresh(self) -> bool:
-        body = render(self.vault, self.state, self.approvals, dry_run=self.dry_run)
+        body = render(self.vault, self.state, self.approvals, dry_run=self.dry_run, scan=self.scan)
         if body == self._last:
             return False
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
