@@ -3,9 +3,9 @@ contract says, with a clear reason, nothing outside the vault is touched and no 
 from __future__ import annotations
 
 import os
-import time
 
 import yaml
+from inotify_simple import INotify, flags
 
 from tests.conftest import md_files, wait_until
 
@@ -52,10 +52,14 @@ def test_inbox_corpus(suite, tmp_path):
     (inbox / "empty.txt").write_bytes(b"")
     (inbox / ".hidden-editor-swap").write_bytes(b"left alone, as the README says")
     # A file still being written: it must become one task with all of its bytes.
-    with open(inbox / "slow.txt", "wb") as fh:
+    with open(inbox / "slow.txt", "wb") as fh, INotify() as watch:
         fh.write(b"first half ")
         fh.flush()
-        time.sleep(1.5)  # longer than the watcher's settle time: the writer is genuinely slow
+        # Genuinely slow: the writer is still at it when the watcher, the file having held still
+        # past its settle time, opens it to check whether anyone still writes (the lease test).
+        watch.add_watch(inbox, flags.OPEN)
+        wait_until(lambda: any(e.name == "slow.txt" for e in watch.read(timeout=100)), timeout=30,
+                   message="the watcher to look at the file being written")
         fh.write(b"second half")
 
     expected_tasks = {"big.bin", "binary.dat", "latin1.txt", "report ..\\..\\evil.txt", long_name, "résumé 日本語 🚀.txt",

@@ -5,6 +5,7 @@ import datetime as dt
 import os
 import re
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -42,12 +43,13 @@ def test_invalid_settings_name_the_variable(env, variable):
 
 
 def test_dotenv_never_overrides_the_environment(tmp_path, monkeypatch):
-    from dotenv import load_dotenv
+    """Settings.from_env() reads the project's .env itself, and what the environment says wins."""
+    import core.config
     (tmp_path / ".env").write_text("DRY_RUN=false\nLOG_LEVEL=DEBUG\n")
+    monkeypatch.setattr(core.config, "PROJECT_ROOT", tmp_path)
     monkeypatch.setenv("DRY_RUN", "true")
-    monkeypatch.delenv("LOG_LEVEL", raising=False)
-    load_dotenv(tmp_path / ".env", override=False)
-    s = Settings.from_env(dict(os.environ), load_dotenv_file=False)
+    monkeypatch.delenv("LOG_LEVEL", raising=False)  # and undone at the end: .env's value must not leak
+    s = Settings.from_env()
     assert s.dry_run is True and s.log_level == "DEBUG"
 
 
@@ -298,10 +300,40 @@ def test_broken_skill_is_reported_not_fatal(tmp_path):
     assert registry.skills["good"].description == "ok"
 
 
+STORE_WRITER = """
+import sys
+from core.state import StateStore
+store = StateStore(sys.argv[1])
+sys.stdin.readline()  # start together
+for n in range(int(sys.argv[3])):
+    key = f"{sys.argv[2]}-{n}"
+    store.ledger_begin(key, "test", "write")
+    store.stage_item("src", key, "task-" + key)
+    with store.transaction():
+        store.ledger_finish(key, "succeeded", result={"n": n})
+        store.finish_item("src", key)
+"""
+
+
 def test_state_store_survives_concurrent_processes(tmp_path):
-    StateStore(tmp_path / "s.db")
-    mode = sqlite3.connect(tmp_path / "s.db").execute("PRAGMA journal_mode").fetchone()[0]
-    assert mode == "wal"
+    """Writers in several processes at once: no 'database is locked', no lost or half-done write."""
+    import subprocess
+    import sys
+    db = tmp_path / "s.db"
+    StateStore(db)
+    assert sqlite3.connect(db).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    procs = [subprocess.Popen([sys.executable, "-c", STORE_WRITER, str(db), f"w{i}", "150"], stdin=subprocess.PIPE,
+                              stderr=subprocess.PIPE, cwd=Path(__file__).resolve().parent.parent, text=True)
+             for i in range(3)]
+    for proc in procs:
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+    errors = [proc.communicate(timeout=120)[1] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0, 0], errors
+    store = StateStore(db)
+    rows = store.query("SELECT status, COUNT(*) AS n FROM ledger GROUP BY status")
+    assert [(r["status"], r["n"]) for r in rows] == [("succeeded", 450)]
+    assert store.query("SELECT COUNT(*) AS n FROM watcher_items WHERE status='done'")[0]["n"] == 450
 
 
 def test_janitor_removes_only_stale_temporaries_of_our_folders(tmp_path):

@@ -147,3 +147,30 @@ def test_initialize_first_flow_as_raw_json_rpc(version):
             "jsonrpc": "2.0", "id": 2, "method": "tools/call",
             "params": {"name": "get_item", "arguments": {"name": "bolt"}}}).json()
         assert call["id"] == 2 and call["result"]["structuredContent"]["data"]["price"] == 2.5
+
+
+def test_the_shipped_client_configs_name_the_five_servers_where_clients_look_for_them():
+    """Claude Code reads the project's `.mcp.json` (the owner's `mcp.json`, one file under two names);
+    Qwen Code reads `.qwen/settings.json` (and `.mcp.json`). Both hold each server's /mcp endpoint."""
+    from core.config import MCP_PORTS
+    from tests.conftest import ROOT
+    expected = {name: f"http://127.0.0.1:{port}/mcp" for name, port in MCP_PORTS.items()}
+    assert (ROOT / ".mcp.json").resolve() == (ROOT / "mcp.json").resolve()
+    claude = json.loads((ROOT / ".mcp.json").read_text("utf-8"))["mcpServers"]
+    assert {name: s["url"] for name, s in claude.items()} == expected
+    assert {s["type"] for s in claude.values()} == {"http"}
+    qwen = json.loads((ROOT / ".qwen" / "settings.json").read_text("utf-8"))["mcpServers"]
+    assert {name: s["httpUrl"] for name, s in qwen.items()} == expected
+
+
+def test_an_official_client_reaches_a_server_at_the_url_the_config_gives(tmp_path):
+    """The URL shape in the shipped configs is the one a real client connects to."""
+    from tests.conftest import ROOT
+    url = json.loads((ROOT / "mcp.json").read_text("utf-8"))["mcpServers"]["email"]["url"]
+    with demo.ServerThread(demo.build_app()) as server:
+        port_url = url.replace(":8080/", f":{server.port}/")
+
+        async def scenario():
+            async with Client(port_url) as client:
+                return [t.name for t in (await client.list_tools()).tools]
+        assert "get_item" in run(scenario())

@@ -1,6 +1,7 @@
 """PM2 for real: the repo's ecosystem.config.js, started by the repo's own pm2 (node_modules/.bin) with a
-private PM2_HOME and a temporary vault. Start, check health against the state store, kill -9 a process
-and see PM2 bring it back, run a file drop through the suite, stop.
+private PM2_HOME and a temporary vault. Start every app, check each one's heartbeat in the state store and
+each server's /health, kill -9 a worker and a server and see PM2 bring them back, run a file drop
+through the suite, stop.
 
 pm2 is installed by ./scripts/test.sh (scripts/setup.sh --dev); a missing pm2 fails this test, it
 does not skip it.
@@ -20,12 +21,17 @@ from pathlib import Path
 from typing import Callable
 
 import pytest
+import requests
 
 from core.documents import Document
 from tests.conftest import ROOT, free_port, wait_until
 
 PM2 = ROOT / "node_modules" / ".bin" / "pm2"
-APPS = ("watcher-files", "reasoning-loop", "agent-interface")  # the ones that keep a heartbeat
+# Every app of the ecosystem, as PM2 names it; each keeps a heartbeat under that name.
+APPS = tuple(json.loads(subprocess.check_output(
+    ["node", "-e", "console.log(JSON.stringify(require('./ecosystem.config.js').apps.map(a => a.name)))"],
+    cwd=ROOT, text=True)))
+SERVERS = {"mcp-email": "EMAIL_MCP_PORT"}  # the MCP servers among them, and their port variables
 KILL_TIMEOUT = 10.0  # ecosystem.config.js kill_timeout: past it PM2 would SIGKILL
 # Variables that would point the suite elsewhere if a developer's shell or .env had them set.
 _FOREIGN = ("VAULT_", "STATE_", "SKILLS_", "LLM_", "GMAIL_", "MCP_", "X_", "META_", "ODOO_", "PM2_", "AI_EMPLOYEE_")
@@ -133,6 +139,14 @@ def pm2(tmp_path: Path):
             shutil.rmtree(p.home, ignore_errors=True)
 
 
+def _health(port: str) -> dict | None:
+    try:
+        response = requests.get(f"http://127.0.0.1:{port}/health", timeout=2)
+    except requests.RequestException:
+        return None
+    return response.json() if response.status_code == 200 else None
+
+
 def _alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as f:
@@ -173,23 +187,37 @@ def test_ecosystem_starts_restarts_processes_and_stops(pm2: Pm2) -> None:
     # The processes got the environment of `pm2 start`: they use the temporary vault, not the repo's.
     assert (pm2.vault / "Needs_Action").is_dir() and (pm2.vault / "Dashboard.md").exists()
 
-    # kill -9: PM2 brings the process back (after its 1 s backoff), and the new process beats.
-    old = apps["reasoning-loop"]
+    # Every server answers /health on the port it was given (no credentials here: not_configured).
+    for name, var in SERVERS.items():
+        health = pm2.eventually(lambda: _health(pm2.env[var]), f"{name} to answer /health")
+        assert health["status"] == "not_configured" and health["service"] == name.removeprefix("mcp-"), health
+
+    # kill -9 of a watcher-fed worker and of a server: PM2 brings each back (after its 1 s backoff),
+    # the new process beats, the server answers again, and nobody else was disturbed.
     t_kill = time.time()
-    os.kill(old["pid"], signal.SIGKILL)
+    killed = {name: apps[name] for name in ("reasoning-loop", "mcp-email")}
+    for old in killed.values():
+        os.kill(old["pid"], signal.SIGKILL)
 
     def restarted() -> dict | None:
-        now, beat = pm2.apps()["reasoning-loop"], pm2.heartbeats().get("reasoning-loop", (None, 0))
-        if now["status"] == "online" and now["pid"] not in (0, old["pid"]) and beat[0] == now["pid"] and beat[1] >= t_kill:
-            return now
-        return None
-    new = pm2.eventually(restarted, "PM2 to restart the killed reasoning-loop")
+        now, beats = pm2.apps(), pm2.heartbeats()
+        back = {}
+        for name, old in killed.items():
+            beat = beats.get(name, (None, 0))
+            if now[name]["status"] != "online" or now[name]["pid"] in (0, old["pid"]) or beat[0] != now[name]["pid"] \
+                    or beat[1] < t_kill:
+                return None
+            back[name] = now[name]
+        return back
+    new = pm2.eventually(restarted, "PM2 to restart the killed processes")
     back_after = time.time() - t_kill
-    assert new["restarts"] == old["restarts"] + 1, new
-    assert not _alive(old["pid"])
+    for name, old in killed.items():
+        assert new[name]["restarts"] == old["restarts"] + 1, new
+        assert not _alive(old["pid"])
+    pm2.eventually(lambda: _health(pm2.env["EMAIL_MCP_PORT"]), "the restarted email server to answer /health")
     others = pm2.apps()
     assert all(others[n]["pid"] == apps[n]["pid"] and others[n]["restarts"] == 0
-               for n in ("watcher-files", "agent-interface")), f"the other processes were disturbed: {others}"
+               for n in APPS if n not in killed), f"the other processes were disturbed: {others}"
 
     # The restarted suite works: a dropped file becomes a task, a plan and an approval request
     # (the shipped handbook files invoices with vault_skill.file_document, which needs the owner).
