@@ -52,8 +52,13 @@ class WriteLedger:
 
     def __init__(self, state: StateStore, service: str, *, actor: str, policy: RetryPolicy = RetryPolicy()) -> None:
         self.state, self.service, self.actor, self.policy = state, service, actor, policy
-        self._locks: dict[str, asyncio.Lock] = {}
+        self._locks: dict[str, list] = {}  # key -> [its lock, how many calls hold or want it]
         self._running: set[asyncio.Task] = set()
+
+    def waiting(self, grant_key: str) -> int:
+        """How many calls for this grant wait behind the one in flight."""
+        entry = self._locks.get(ledger_key(self.service, grant_key))
+        return max(0, entry[1] - 1) if entry else 0
 
     async def run(self, grant_key: str, action: str, attempt: Attempt, *, reconcile: Reconcile | None,
                   outbox: dict) -> Any:
@@ -67,13 +72,15 @@ class WriteLedger:
 
     async def _serialised(self, key: str, action: str, attempt: Attempt, reconcile: Reconcile | None,
                           outbox: dict) -> Any:
-        lock = self._locks.setdefault(key, asyncio.Lock())
-        async with lock:
-            try:
+        entry = self._locks.setdefault(key, [asyncio.Lock(), 0])
+        entry[1] += 1
+        try:
+            async with entry[0]:
                 return await self._once(key, action, attempt, reconcile, outbox)
-            finally:
-                if not lock._waiters:  # type: ignore[attr-defined]  # nobody queued behind us: forget it
-                    self._locks.pop(key, None)
+        finally:
+            entry[1] -= 1
+            if entry[1] == 0:  # nobody holds or wants it any more: forget it
+                self._locks.pop(key, None)
 
     async def _once(self, key: str, action: str, attempt: Attempt, reconcile: Reconcile | None, outbox: dict) -> Any:
         row = await asyncio.to_thread(self.state.ledger_get, key)
@@ -108,8 +115,9 @@ class WriteLedger:
             await asyncio.to_thread(self._settle, key, "failed", {"error_code": err.code}, str(err))
             raise
         except BaseException as err:
-            # Our own failure after the call may have left: the next attempt reconciles first.
-            await asyncio.to_thread(self.state.ledger_finish, key, "unknown", error=f"{type(err).__name__}: {err}")
+            # Our own failure after the call may have left: the next attempt reconciles first, and
+            # a queued write is not tried again before its next turn.
+            await asyncio.to_thread(self._after_bug, key, f"{type(err).__name__}: {err}", failures + 1)
             raise
         await asyncio.to_thread(self._settle, key, "succeeded", result, None)
         return result
@@ -120,6 +128,13 @@ class WriteLedger:
             entry = self.state.outbox_entry(key)
             if entry is not None:
                 self.state.outbox_done(entry["id"])
+
+    def _after_bug(self, key: str, error: str, attempts: int) -> None:
+        with self.state.transaction():
+            self.state.ledger_finish(key, "unknown", error=error)
+            entry = self.state.outbox_entry(key)
+            if entry is not None:
+                self.state.outbox_retry_later(entry["id"], self.policy.delay(attempts, TransientError(error)), error)
 
     def _defer(self, key: str, err: TransientError, attempts: int, outbox: dict) -> None:
         # A refused rate-limited call did nothing; any other transient failure may have (a timeout

@@ -205,6 +205,10 @@ async def _retry_queued(app: web.Application, vertical: Vertical, state: StateSt
         return
     try:
         app[READY_KEY]()
+    except NotConfiguredError as err:  # the credentials went away: it waits until they are back
+        await asyncio.to_thread(state.outbox_retry_later, entry["id"], vertical.retry.first, str(err))
+        return
+    try:
         args = validate(tool, payload["params"])
         await perform_write(app, tool, args, grant, task_id=payload.get("task_id"), request_id=f"outbox-{entry['id']}")
         log.info("queued write went through", extra={"entry": entry["id"], "tool": tool.name})

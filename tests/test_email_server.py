@@ -393,8 +393,7 @@ def test_concurrent_calls_with_one_grant_send_once(srv, fake):
         t.start()
     ledger = srv.server.app[LEDGER_KEY]
     # ...and the other two are inside the server, queued behind it on the grant's ledger entry.
-    wait_until(lambda: len(getattr(ledger._locks.get(f"email:{grant}"), "_waiters", None) or ()) == 2,
-               message="the rival calls to wait on the ledger")
+    wait_until(lambda: ledger.waiting(grant) == 2, message="the rival calls to wait on the ledger")
     held.release()
     for t in threads:
         t.join(30)
