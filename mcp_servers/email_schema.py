@@ -54,7 +54,7 @@ SENT_SCHEMA = {
 MESSAGE_SCHEMA = {
     "type": "object",
     "properties": {key: _MAYBE_TEXT for key in (
-        "id", "thread_id", "from", "to", "cc", "subject", "date", "snippet", "message_id_header", "references",
+        "id", "thread_id", "from", "reply_to", "to", "cc", "subject", "date", "snippet", "message_id_header", "references",
         "body_text", "body_html")} | {"labels": {"type": "array", "items": _TEXT}},
     "required": ["id", "thread_id", "from", "subject", "labels"],
 }
