@@ -128,6 +128,7 @@ class FakeGmail(ThreadedServer):
     """The fake's state plus a background thread running the aiohttp app with its own event loop."""
 
     name = "fake-gmail"
+    url_path = "/"  # google-api-python-client joins paths onto an endpoint that ends in "/"
 
     def build_app(self) -> web.Application:
         return create_app(self)
@@ -152,16 +153,11 @@ class FakeGmail(ThreadedServer):
         self._access_tokens: dict[str, float] = {}
         self._revoked = False
         self._injections: list[_Injection] = []
-        self._holds: list[Hold] = []
         self._ids = itertools.count(0x18C3A0B0C0D00000)
         self._clock = itertools.count(1)  # keeps internalDate strictly increasing
         super().__init__()
 
-    # --- lifecycle --------------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/"
+    # --- addresses --------------------------------------------------------------------------------
 
     @property
     def token_uri(self) -> str:
@@ -224,10 +220,7 @@ class FakeGmail(ThreadedServer):
         """Hold the next request whose method equals or path contains ``match`` open until
         ``release()``: before Gmail reads it (``release(drop=True)`` then drops it unread), or with
         ``after`` once Gmail has done it, so only the answer waits. ``arrived`` says it is held."""
-        hold = Hold(match, after=after)
-        with self._lock:
-            self._holds.append(hold)
-        return hold
+        return self._add_hold(Hold(match, after=after))
 
     def expire_history(self) -> None:
         """Forget history: any startHistoryId older than the current one now answers 404."""
@@ -275,14 +268,6 @@ class FakeGmail(ThreadedServer):
             {"messages": [ref], "messagesAdded": [{"message": {**ref, "labelIds": list(labels)}}]}
         )
         return msg
-
-    def _take_hold(self, method: str, path: str) -> Hold | None:
-        with self._lock:
-            for hold in self._holds:
-                if hold.match == method or hold.match in path:
-                    self._holds.remove(hold)
-                    return hold
-        return None
 
     def _take_injection(self, method: str, path: str) -> _Injection | None:
         with self._lock:
@@ -584,9 +569,9 @@ async def _google_middleware(request: web.Request, handler) -> web.StreamRespons
     if is_api:
         fake.requests.append((request.method, request.path))
     try:
-        hold = fake._take_hold(request.method, request.path)
+        hold = fake._take_hold(lambda h: h.match == request.method or h.match in request.path)
         if hold is not None and not hold.after:
-            await hold.wait()
+            await hold.wait(request)
             if hold.dropped:
                 raise GoogleError(503, "the request was dropped before it was read")
         injection = fake._take_injection(request.method, request.path)
@@ -602,7 +587,7 @@ async def _google_middleware(request: web.Request, handler) -> web.StreamRespons
             fake._check_bearer(request.headers.get("Authorization"))
         response = await handler(request)
         if hold is not None and hold.after:
-            await hold.wait()
+            await hold.wait(request)
         return response
     except GoogleError as err:
         return web.json_response(google_error_body(err.status, err.message, err.reason),

@@ -75,6 +75,7 @@ class OpenAIError(Exception):
 
 class FakeLLM(ThreadedServer):
     name = "fake-llm"
+    url_path = "/v1"  # ``url`` is the base URL a client is configured with (``LLM_BASE_URL``)
 
     def build_app(self) -> web.Application:
         return create_app(self)
@@ -90,11 +91,6 @@ class FakeLLM(ThreadedServer):
         super().__init__()
 
     # --- scripting (thread-safe) ------------------------------------------------------------------
-    @property
-    def url(self) -> str:
-        """The base URL a client is configured with (``LLM_BASE_URL``)."""
-        return f"http://127.0.0.1:{self.port}/v1"
-
     def reply(self, *contents: Reply) -> None:
         """Queue the content of the next replies; a dict is sent as its JSON text."""
         with self._lock:

@@ -16,8 +16,7 @@ from aiohttp import web
 
 from tests.fakes.fake_graph.protocol import (BY_STATUS, IG_METRICS, IG_TOTAL_VALUE_ONLY, PAGE_METRICS, RATE_LIMITS,
                                              RETIRED_IG_METRICS, RETIRED_PAGE_METRICS, GraphError)
-from tests.fakes.fake_x import Hold
-from tests.fakes.threaded import ThreadedServer
+from tests.fakes.threaded import Hold, ThreadedServer
 
 
 @dataclass
@@ -112,7 +111,6 @@ class FakeGraph(ThreadedServer):
         self._outcomes: list[tuple[str, int | None, int]] = []
         self._insights: dict[tuple[str, str], dict[date, int] | int] = {}
         self._faults: list[_Fault] = []
-        self._holds: list[Hold] = []
         self.user_token = self.issue_user_token()
         self.page_id, self.ig_user_id = self.add_page("Acme Studio")
         super().__init__()
@@ -121,17 +119,6 @@ class FakeGraph(ThreadedServer):
         from tests.fakes.fake_graph.wire import create_app  # the wire module imports this one
 
         return create_app(self)
-
-    def stop(self) -> None:
-        with self._lock:
-            holds, self._holds = self._holds, []
-        for hold in holds:
-            hold.release()
-        super().stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def base_url(self) -> str:
@@ -240,10 +227,9 @@ class FakeGraph(ThreadedServer):
             self._faults.append(_Fault(key, nth, times, err, after_accept))
 
     def hold(self, key: str, *, after_accept: bool = False) -> Hold:
-        hold = Hold(key, after_accept)
-        with self._lock:
-            self._holds.append(hold)
-        return hold
+        """Hold the next authenticated call to ``key`` before it takes effect (``abandoned`` if its client
+        went away meanwhile) or, ``after_accept=True``, after; ``body`` is the held call's parameters."""
+        return self._add_hold(Hold(key, after=after_accept))
 
     # --- internals (callers hold the lock) -------------------------------------------------------
 
@@ -278,14 +264,6 @@ class FakeGraph(ThreadedServer):
                         fault.times, fired = fault.times - 1, fault
             self._faults = [f for f in self._faults if f.times > 0]
             return fired
-
-    def _take_hold(self, key: str, after_accept: bool) -> Hold | None:
-        with self._lock:
-            for hold in self._holds:
-                if hold.key == key and hold.after_accept == after_accept:
-                    self._holds.remove(hold)
-                    return hold
-        return None
 
     def _usage_headers(self, token: Token | None, node: str | None, error: GraphError | None) -> dict[str, str]:
         rate_kind = RATE_LIMITS[error.code][1] if error is not None and error.code in RATE_LIMITS else None

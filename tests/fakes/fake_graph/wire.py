@@ -14,7 +14,6 @@ from aiohttp import web
 from tests.fakes.fake_graph.protocol import (RATE_LIMITS, STATUS_TEXT, UNSUPPORTED, GraphError, _cursor, _graph_time,
                                              _pst, _uncursor)
 from tests.fakes.fake_graph.server import Container, FakeGraph, Media, Post, Token, _Fault
-from tests.fakes.fake_x import connection_closed
 
 FAKE = web.AppKey("fake_graph", FakeGraph)
 PARAMS = web.RequestKey("graph_params", dict)
@@ -423,20 +422,18 @@ async def _graph_middleware(request: web.Request, handler) -> web.StreamResponse
             err = GraphError.named(RATE_LIMITS[fake._throttle][0])
             err.regain_minutes = fake.usage[RATE_LIMITS[fake._throttle][1]]["estimated_time_to_regain_access"]
             raise err
-        hold = fake._take_hold(key, after_accept=False)
+        hold = fake._take_hold(lambda h: h.match == key and not h.after)
         if hold is not None:
-            hold.body, hold._request = params, request
-            await hold._park()
-            if connection_closed(request):
+            await hold.wait(request, params)
+            if hold.client_gone():
                 hold.abandoned = True
                 return web.Response(status=499)
         response = await handler(request)
         if fault is not None:
             return _fault(request, fault)
-        hold = fake._take_hold(key, after_accept=True)
+        hold = fake._take_hold(lambda h: h.match == key and h.after)
         if hold is not None:
-            hold.body, hold._request = params, request
-            await hold._park()
+            await hold.wait(request, params)
         error = None
     except GraphError as err:
         error = err

@@ -13,7 +13,6 @@ Transports (all on one aiohttp app, 127.0.0.1, port 0):
 """
 from __future__ import annotations
 
-import asyncio
 import inspect
 import json
 import re
@@ -28,6 +27,7 @@ from typing import Any, Callable
 
 from aiohttp import web
 
+from tests.fakes import threaded
 from tests.fakes.threaded import ThreadedServer
 
 from . import models  # noqa: F401  (registers the models)
@@ -72,8 +72,9 @@ class Call:
     status: int = 200
 
 
-class Hold:
-    """A barrier on the next matching call(s): ``arrived`` is set when one is parked; ``release()`` lets it go.
+class Hold(threaded.Hold):
+    """A barrier on the next ``times`` calls of ``model.method`` (``common``/``db`` + method for those services),
+    of any transport or only ``transport``: ``arrived`` is set when one is parked; ``release()`` lets it go.
 
     phase='before': the call waits before it runs (the record does not exist yet);
     phase='after': it runs and commits, then its answer waits (the client never learns the outcome if it dies).
@@ -83,41 +84,18 @@ class Hold:
     def __init__(self, model: str, method: str, phase: str, times: int, transport: str | None) -> None:
         if phase not in ("before", "after"):
             raise ValueError("phase is 'before' or 'after'")
-        self.model, self.method, self.phase, self.transport = model, method, phase, transport
-        self.remaining = times
-        self.arrived = threading.Event()
+        super().__init__(f"{model}.{method}", after=phase == "after", times=times)
+        self.model, self.method, self.transport = model, method, transport
         self.completed = threading.Event()
-        self.calls: list[Call] = []
-        self._released = False
-        self._lock = threading.Lock()
-        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
-
-    def matches(self, call: Call) -> bool:
-        target = call.model or call.service
-        return self.remaining > 0 and target == self.model and call.method == self.method \
-            and (self.transport is None or self.transport == call.transport)
-
-    def release(self) -> None:
-        with self._lock:
-            self._released = True
-            waiters = list(self._waiters)
-        for loop, event in waiters:
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(event.set)
+        self.calls: list[Call] = []  # the calls held, as the fake received them
 
     @property
-    def released(self) -> bool:
-        return self._released
+    def phase(self) -> str:
+        return "after" if self.after else "before"
 
-    async def _park(self, call: Call) -> None:
-        event = asyncio.Event()
-        with self._lock:
-            self.calls.append(call)
-            self._waiters.append((asyncio.get_running_loop(), event))
-            released = self._released
-        self.arrived.set()
-        if not released:
-            await event.wait()
+    def matches(self, call: Call) -> bool:
+        return (call.model or call.service) == self.model and call.method == self.method \
+            and (self.transport is None or self.transport == call.transport)
 
 
 class FakeOdoo(ThreadedServer):
@@ -145,16 +123,11 @@ class FakeOdoo(ThreadedServer):
         self.calls: list[Call] = []
         self.requests: list[tuple[str, str]] = []
         self.sessions: dict[str, int] = {}
-        self._holds: list[Hold] = []
         self._down: str | None = None
         seed_base(Env(self, 2), currency)
         super().__init__()
 
     # --- addresses -----------------------------------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def jsonrpc_url(self) -> str:
@@ -368,14 +341,7 @@ class FakeOdoo(ThreadedServer):
     def hold(self, model: str, method: str, *, phase: str = "before", times: int = 1,
              transport: str | None = None) -> Hold:
         """Park the next ``times`` calls of ``model.method`` (or ``common``/``db`` + method) until released."""
-        hold = Hold(model, method, phase, times, transport)
-        with self.lock:
-            self._holds.append(hold)
-        return hold
-
-    def release_all(self) -> None:
-        for hold in list(self._holds):
-            hold.release()
+        return self._add_hold(Hold(model, method, phase, times, transport))
 
     def round_trips(self, method: str | None = None, model: str | None = None,
                     transport: str | None = None) -> int:
@@ -402,10 +368,6 @@ class FakeOdoo(ThreadedServer):
                     **kw: Any) -> list[dict[str, Any]]:
         with self.lock:
             return self.env()[model].search_read(domain or [], fields, **kw)
-
-    def stop(self) -> None:
-        self.release_all()
-        super().stop()
 
     # --- RPC services (odoo/service/common.py, model.py, db.py) ------------------------------------------------
 
@@ -511,15 +473,15 @@ class FakeOdoo(ThreadedServer):
     async def _serve(self, call: Call, work: Callable[[], web.StreamResponse]) -> web.StreamResponse:
         with self.lock:
             self.calls.append(call)
-            hold = next((h for h in self._holds if h.matches(call)), None)
-            if hold:
-                hold.remaining -= 1
-        if hold and hold.phase == "before":
-            await hold._park(call)
+        hold: Hold | None = self._take_hold(lambda h: h.matches(call))
+        if hold:
+            hold.calls.append(call)
+        if hold and not hold.after:
+            await hold.wait(body=call)
         with self.lock:
             response = work()
-        if hold and hold.phase == "after":
-            await hold._park(call)
+        if hold and hold.after:
+            await hold.wait(body=call)
         if hold:
             hold.completed.set()
         return response

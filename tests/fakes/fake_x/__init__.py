@@ -15,13 +15,14 @@ Tests drive it through ``FakeX``: seed tweets and users, count calls per endpoin
 rate-limit reset, hold a request at a barrier (before or after the Tweet is accepted).
 
 Layout: ``protocol`` (limits, error bodies and texts), ``server`` (``FakeX``: state, controls, authentication),
-``wire`` (the aiohttp handlers and middleware). ``Hold`` is generic and shared with the Graph fake.
+``wire`` (the aiohttp handlers and middleware). ``Hold`` (re-exported here) is the one every fake shares, from
+``tests.fakes.threaded``.
 """
 from tests.fakes.fake_x.protocol import (APP_ONLY_FORBIDDEN, BAD_REFRESH, DUPLICATE, ENDPOINTS, OAUTH1_PERMISSIONS,
-                                         REPLY_GONE, SIGNATURE_BASES, TOO_LONG, XError, connection_closed, problem,
-                                         weighted_length)
-from tests.fakes.fake_x.server import FakeX, Hold, Tweet, User
+                                         REPLY_GONE, SIGNATURE_BASES, TOO_LONG, XError, problem, weighted_length)
+from tests.fakes.fake_x.server import FakeX, Tweet, User
 from tests.fakes.fake_x.wire import create_app
+from tests.fakes.threaded import Hold, connection_closed
 
 __all__ = ["APP_ONLY_FORBIDDEN", "BAD_REFRESH", "DUPLICATE", "ENDPOINTS", "OAUTH1_PERMISSIONS", "REPLY_GONE",
            "SIGNATURE_BASES", "TOO_LONG", "FakeX", "Hold", "Tweet", "User", "XError", "connection_closed",

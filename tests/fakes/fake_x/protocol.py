@@ -117,8 +117,3 @@ def _parse_time(name: str, value: str) -> datetime:
 
 def _pct(value: str) -> str:
     return urllib.parse.quote(value, safe="~")
-
-
-def connection_closed(request: web.Request) -> bool:
-    transport = request.transport
-    return transport is None or transport.is_closing()

@@ -1,7 +1,6 @@
 """FakeX: the fake's state, its test controls and request authentication (OAuth 1.0a, OAuth 2.0 bearer)."""
 from __future__ import annotations
 
-import asyncio
 import base64
 import copy
 import hashlib
@@ -20,8 +19,8 @@ from typing import Any
 from aiohttp import web
 
 from tests.fakes.fake_x.protocol import (ENDPOINTS, METRIC_FIELDS, SIGNATURE_BASES, TWITTER_EPOCH_MS, WINDOW,
-                                         XError, _pct, connection_closed, problem)
-from tests.fakes.threaded import ThreadedServer
+                                         XError, _pct, problem)
+from tests.fakes.threaded import Hold, ThreadedServer
 
 
 @dataclass
@@ -61,51 +60,6 @@ class _Fault:
     body: dict[str, Any] | None
     headers: dict[str, str]
     after_accept: bool
-
-
-class Hold:
-    """A one-shot barrier for the next request to an endpoint.
-
-    ``arrived`` is set when the request reaches the barrier (before the fake accepts it, or, with
-    ``after_accept=True``, after the Tweet is stored but before the answer is written). ``release()`` lets
-    it go on. A request held *before* acceptance whose client disconnected meanwhile is abandoned (nothing
-    is stored) and ``abandoned`` becomes true, as a server that never got to process it.
-    """
-
-    def __init__(self, key: str, after_accept: bool) -> None:
-        self.key, self.after_accept = key, after_accept
-        self.arrived = threading.Event()
-        self.abandoned = False
-        self.body: Any = None  # the JSON body of the held request, when it has one
-        self._request: web.Request | None = None
-        self._released = threading.Event()
-        self._lock = threading.Lock()
-        self._wakeups: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
-
-    @property
-    def released(self) -> bool:
-        return self._released.is_set()
-
-    def client_gone(self) -> bool:
-        """True once the held request's client has closed its connection (e.g. it was killed)."""
-        return self._request is not None and connection_closed(self._request)
-
-    def release(self) -> None:
-        with self._lock:
-            self._released.set()
-            wakeups, self._wakeups = self._wakeups, []
-        for loop, event in wakeups:
-            loop.call_soon_threadsafe(event.set)
-
-    async def _park(self) -> None:
-        event = asyncio.Event()
-        with self._lock:
-            if self._released.is_set():
-                event.set()
-            else:
-                self._wakeups.append((asyncio.get_running_loop(), event))
-        self.arrived.set()
-        await event.wait()
 
 
 @dataclass
@@ -148,24 +102,12 @@ class FakeX(ThreadedServer):
         self.refresh_token: str | None = "rt-" + secrets.token_urlsafe(24)
         self._buckets: dict[str, _Bucket] = {}
         self._faults: list[_Fault] = []
-        self._holds: list[Hold] = []
         super().__init__()
 
     def build_app(self) -> web.Application:
         from tests.fakes.fake_x.wire import create_app  # the wire module imports this one
 
         return create_app(self)
-
-    def stop(self) -> None:
-        with self._lock:
-            holds, self._holds = self._holds, []
-        for hold in holds:
-            hold.release()
-        super().stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def username(self) -> str:
@@ -226,10 +168,10 @@ class FakeX(ThreadedServer):
                                        after_accept))
 
     def hold(self, key: str, *, after_accept: bool = False) -> Hold:
-        hold = Hold(self._check_key(key), after_accept)
-        with self._lock:
-            self._holds.append(hold)
-        return hold
+        """Hold the next call to ``key`` at a barrier: before the fake accepts it (a request whose client
+        disconnected meanwhile is then ``abandoned``: nothing is stored), or with ``after_accept=True`` once
+        the Tweet is stored, so only the answer waits. ``body`` is the held request's JSON body."""
+        return self._add_hold(Hold(self._check_key(key), after=after_accept))
 
     def set_rate_limit(self, key: str, *, limit: int | None = None, remaining: int | None = None,
                        reset_in: float | None = None) -> None:
@@ -328,14 +270,6 @@ class FakeX(ThreadedServer):
                     fired = fault
             self._faults = [f for f in self._faults if f.times > 0]
             return fired
-
-    def _take_hold(self, key: str, after_accept: bool) -> Hold | None:
-        with self._lock:
-            for hold in self._holds:
-                if hold.key == key and hold.after_accept == after_accept:
-                    self._holds.remove(hold)
-                    return hold
-        return None
 
     # --- authentication --------------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from aiohttp import web
 from tests.fakes.fake_x.protocol import (APP_ONLY_FORBIDDEN, DUPLICATE, ENDPOINTS, METRIC_FIELDS, OAUTH1_PERMISSIONS,
                                          PRIVATE_METRICS, PROBLEMS, REPLY_GONE, TOO_LONG, USER_CONTEXT_ONLY,
                                          USER_METRICS, WRITES, BAD_REFRESH, XError, _iso, _parse_time,
-                                         connection_closed, field_refused, invalid_request, not_found, problem,
+                                         field_refused, invalid_request, not_found, problem,
                                          weighted_length)
 from tests.fakes.fake_x.server import FakeX, Tweet, User, _Auth, _Fault
 
@@ -265,20 +265,18 @@ async def _x_middleware(request: web.Request, handler) -> web.StreamResponse:
             if auth.kind == "oauth1" and key in WRITES and fake.access_level != "read-write":
                 raise XError(403, problem(403, OAUTH1_PERMISSIONS, type_=PROBLEMS + "oauth1-permissions"))
             fake._consume(key)
-        hold = fake._take_hold(key, after_accept=False)
+        hold = fake._take_hold(lambda h: h.match == key and not h.after)
         if hold is not None:
-            hold.body, hold._request = body, request
-            await hold._park()
-            if connection_closed(request):  # the client died while we held it: the request never took effect
+            await hold.wait(request, body)
+            if hold.client_gone():  # the client died while we held it: the request never took effect
                 hold.abandoned = True
                 return web.Response(status=499)
         response = await handler(request)
         if fault is not None:
             response = _fault_response(request, fake, key, fault)
-        hold = fake._take_hold(key, after_accept=True)
+        hold = fake._take_hold(lambda h: h.match == key and h.after)
         if hold is not None:
-            hold.body, hold._request = body, request
-            await hold._park()
+            await hold.wait(request, body)
     except XError as err:
         response = err.response()
     response.headers.update(fake._rate_headers(key))
