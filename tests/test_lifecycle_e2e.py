@@ -339,3 +339,44 @@ def test_the_owners_own_handbook_is_never_replaced(suite):
     suite.start_all()
     assert handbook.read_text("utf-8") == mine
     assert (suite.vault / "Business_Goals.md").read_text("utf-8") == "# My goals\n"
+
+
+CHAIN_HANDBOOK = """```yaml
+policy:
+  auto_approve: []
+planning:
+  - rule: look-then-record
+    when: {type: file_drop}
+    steps:
+      - {skill: test_skill, action: look, title: "Look at {file_name}", params: {note: "{file_name}"}}
+      - {skill: test_skill, action: record, title: "Record {step1.loud} ({step1.found.count} found)",
+         params: {note: "{step1.loud}", text: "{file_name} has {step1.found.count}"}}
+```
+"""
+
+
+def test_a_step_can_use_the_result_of_the_step_before_it(suite):
+    """Plans in rounds: a read runs first, and the write that uses its result is filled in from it
+    (never from anything a message says) before the owner sees it."""
+    (suite.vault / "Company_Handbook.md").write_text(CHAIN_HANDBOOK)
+    suite.start_all()
+    suite.drop("chain.txt", "x")
+    request = one_pending(suite)
+    meta = front(request)
+    assert meta["params"] == {"note": "CHAIN.TXT"}
+    assert "## Message\nchain.txt has 3\n" in request.read_text("utf-8")
+    plan = (suite.folder("Plans") / f"PLAN_{meta['task_id']}.md").read_text("utf-8")
+    assert "- [x] 1. Look at chain.txt" in plan and "2. Record CHAIN.TXT (3 found)" in plan
+    suite.cli("approve", meta["id"])
+    wait_until(lambda: (suite.folder("Completed") / f"{meta['task_id']}.md").exists(), message="the task done")
+    assert [json.loads(p) for _, _, p in suite.runs()] == [{"note": "CHAIN.TXT", "text": "chain.txt has 3"}]
+
+
+def test_a_step_whose_input_failed_is_skipped_not_run(suite):
+    (suite.vault / "Company_Handbook.md").write_text(CHAIN_HANDBOOK.replace(
+        'params: {note: "{file_name}"}}', 'params: {note: 7}}'))  # step 1 is invalid: it fails
+    suite.start_all()
+    suite.drop("broken.txt", "x")
+    failed = wait_until(lambda: md_files(suite.folder("Failed")), message="the task in Failed/")[0]
+    plan = (suite.folder("Plans") / f"PLAN_{failed.stem}.md").read_text("utf-8")
+    assert "skipped: step 1 failed" in plan and suite.runs() == []

@@ -7,6 +7,8 @@ pasted into parameters as data.
 """
 from __future__ import annotations
 
+import copy
+import re
 import string
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -56,25 +58,64 @@ def task_fields(task: Task) -> dict[str, str]:
     return fields
 
 
-class _Blank(dict):
-    def __missing__(self, key: str) -> str:
-        return ""
+STEP_REF = re.compile(r"\{step(\d+)((?:\.[A-Za-z0-9_-]+)*)\}")
 
 
-_FORMATTER = string.Formatter()
-
-
-def fill(template: Any, fields: dict[str, str]) -> Any:
-    """Fill ``{name}`` placeholders; message text is substituted once, never re-interpreted."""
+def references(template: Any) -> set[int]:
+    """The plan steps whose results ``template`` uses (``{step1.invoice.total}``)."""
     if isinstance(template, str):
+        return {int(m.group(1)) for m in STEP_REF.finditer(template)}
+    if isinstance(template, dict):
+        return set().union(*(references(v) for v in template.values())) if template else set()
+    if isinstance(template, list):
+        return set().union(*(references(v) for v in template)) if template else set()
+    return set()
+
+
+def _walk(value: Any, path: str) -> Any:
+    for part in filter(None, path.split(".")):
+        if isinstance(value, dict):
+            value = value.get(part)
+        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
+            value = value[int(part)]
+        else:
+            return None
+    return value
+
+
+class _Formatter(string.Formatter):
+    """One pass over the template: task fields by name, earlier steps' results by ``stepN.path``.
+    What is substituted is never parsed again, so text from a message cannot act as a template."""
+
+    def __init__(self, fields: dict[str, str], results: dict[int, Any]) -> None:
+        super().__init__()
+        self.fields, self.results = fields, results
+
+    def get_field(self, field_name: str, args: Any, kwargs: Any) -> tuple[Any, str]:
+        ref = STEP_REF.fullmatch("{" + field_name + "}")
+        if ref is not None:
+            value = _walk(self.results.get(int(ref.group(1))), ref.group(2))
+            return ("" if value is None else value), field_name
+        if "." in field_name or "[" in field_name:
+            raise KeyError(field_name)  # no attribute access into task fields
+        return self.fields.get(field_name, ""), field_name
+
+
+def fill(template: Any, fields: dict[str, str], results: dict[int, Any] | None = None) -> Any:
+    """Fill ``{name}`` placeholders from the task and ``{stepN.path}`` from earlier steps' results; a
+    value that is exactly one ``{stepN.path}`` becomes that result itself (an object, a number)."""
+    if isinstance(template, str):
+        whole = STEP_REF.fullmatch(template)
+        if whole is not None and results is not None:
+            return copy.deepcopy(_walk(results.get(int(whole.group(1))), whole.group(2)))
         try:
-            return _FORMATTER.vformat(template, (), _Blank(fields))
+            return _Formatter(fields, results or {}).vformat(template, (), {})
         except (ValueError, IndexError, AttributeError, KeyError):
             return template
     if isinstance(template, dict):
-        return {k: fill(v, fields) for k, v in template.items()}
+        return {k: fill(v, fields, results) for k, v in template.items()}
     if isinstance(template, list):
-        return [fill(v, fields) for v in template]
+        return [fill(v, fields, results) for v in template]
     return template
 
 
@@ -115,9 +156,12 @@ class RuleBasedPlanner:
             steps = []
             for raw in rule.get("steps") or []:
                 skill, action = str(raw.get("skill", "")), str(raw.get("action", ""))
-                params = fill(raw.get("params") or {}, fields)
-                title = fill(str(raw.get("title") or f"{skill}.{action}"), fields)
-                steps.append(ProposedStep(skill, action, params, title))
+                params, title = raw.get("params") or {}, str(raw.get("title") or f"{skill}.{action}")
+                if references([params, title]):
+                    # Uses an earlier step's result: filled in once that step is done (Workflow.unblock).
+                    steps.append(ProposedStep(skill, action, params, title, blocked=True))
+                else:
+                    steps.append(ProposedStep(skill, action, fill(params, fields), fill(title, fields)))
             if not steps:
                 raise NoPlan(f"planning rule {rule.get('rule', '?')!r} matched but lists no steps")
             return steps

@@ -14,8 +14,10 @@ from core.text import one_line
 PENDING, WAITING, DONE, FAILED, REJECTED, EXPIRED, SKIPPED = (
     "pending", "awaiting_approval", "done", "failed", "rejected", "expired", "skipped")
 QUEUED = "queued"  # approved and sent, but the channel could not take it yet: the server retries it
+BLOCKED = "blocked"  # uses an earlier step's result: its parameters are filled in once that step is done
 TERMINAL = frozenset({DONE, FAILED, REJECTED, EXPIRED, SKIPPED})
-_MARK = {DONE: "x", SKIPPED: "-", REJECTED: "-", EXPIRED: "-", FAILED: " ", PENDING: " ", WAITING: " ", QUEUED: " "}
+_MARK = {DONE: "x", SKIPPED: "-", REJECTED: "-", EXPIRED: "-", FAILED: " ", PENDING: " ", WAITING: " ", QUEUED: " ",
+         BLOCKED: " "}
 
 
 @dataclass
@@ -25,6 +27,7 @@ class ProposedStep:
     action: str
     params: dict[str, Any]
     title: str
+    blocked: bool = False  # its params use an earlier step's result (see Workflow.unblock)
 
 
 @dataclass
@@ -74,7 +77,8 @@ class PlanStore:
             for i, step in enumerate(proposed, start=start + 1):
                 db.execute("INSERT INTO steps(task_id, step_no, skill, action, params, title, status, updated) "
                            "VALUES(?,?,?,?,?,?,?,?)",
-                           (task_id, i, step.skill, step.action, dumps(step.params), step.title, PENDING, now))
+                           (task_id, i, step.skill, step.action, dumps(step.params), step.title,
+                            BLOCKED if step.blocked else PENDING, now))
         return self.steps(task_id)
 
     def set_round(self, task_id: str, rounds: int, status: str, note: str | None = None) -> None:
@@ -84,12 +88,13 @@ class PlanStore:
 
     def update_step(self, task_id: str, no: int, *, status: str, approval_id: str | None = None,
                     result: Any = None, error: str | None = None, params: dict | None = None,
-                    due: float | None = None) -> None:
+                    due: float | None = None, title: str | None = None) -> None:
         with self.state.transaction() as db:
             db.execute("UPDATE steps SET status=?, approval_id=COALESCE(?, approval_id), result=COALESCE(?, result), "
-                       "error=?, params=COALESCE(?, params), due=?, updated=? WHERE task_id=? AND step_no=?",
+                       "error=?, params=COALESCE(?, params), due=?, title=COALESCE(?, title), updated=? "
+                       "WHERE task_id=? AND step_no=?",
                        (status, approval_id, dumps(result) if result is not None else None, error,
-                        dumps(params) if params is not None else None, due, time.time(), task_id, no))
+                        dumps(params) if params is not None else None, due, title, time.time(), task_id, no))
 
     def queued_due(self, limit: int = 50) -> list[Step]:
         """Steps the servers queued whose time to ask again has come."""
@@ -111,7 +116,8 @@ def render_plan(task_id: str, title: str, plan: dict | None, steps: list[Step], 
     for s in steps:
         note = {WAITING: "waiting for your approval", FAILED: f"failed: {s.error or ''}".rstrip(": "),
                 QUEUED: f"queued by the server, tried again by {_clock(s.due)}: {s.error or ''}".rstrip(": "),
-                REJECTED: "rejected by you", EXPIRED: "approval expired", SKIPPED: "skipped", DONE: "done",
+                BLOCKED: "waits for the step(s) before it",
+                REJECTED: "rejected by you", EXPIRED: "approval expired", SKIPPED: s.error or "skipped", DONE: "done",
                 PENDING: "to do"}.get(s.status, s.status)
         link = f" → [[{approval_files[s.approval_id]}]]" if s.approval_id in approval_files else ""
         lines.append(f"- [{_MARK.get(s.status, ' ')}] {s.no}. {one_line(s.title)} (`{s.skill}.{s.action}`) — "

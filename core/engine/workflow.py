@@ -13,8 +13,9 @@ from core.config import Settings
 from core.documents import iso, utcnow
 from core.errors import AIEmployeeError
 from core.engine.executor import Execution, Executor
-from core.engine.plans import (DONE, EXPIRED, FAILED, PENDING, QUEUED, REJECTED, SKIPPED, TERMINAL, WAITING, PlanStore, Step,
-                               render_plan)
+from core.engine.planning import fill, references, task_fields
+from core.engine.plans import (BLOCKED, DONE, EXPIRED, FAILED, PENDING, QUEUED, REJECTED, SKIPPED, TERMINAL, WAITING,
+                               PlanStore, Step, render_plan)
 from core.approval.policy import PolicySource
 from core.engine.skills import SkillRegistry
 from core.state import StateStore
@@ -120,6 +121,29 @@ class Workflow:
                           task_id=grant.task_id, idempotency_key=grant.idempotency_key, **extra)
         return ex
 
+    def unblock(self, task: Task, steps: list[Step]) -> list[Step]:
+        """Steps waiting on earlier steps' results: filled in and made ready once those are done,
+        skipped once one of them ended otherwise. Called from settle, by the loop and the agent
+        interface alike (whoever finished the step it waited for). Returns the steps as they now are."""
+        by_no = {s.no: s for s in steps}
+        changed = False
+        for step in steps:
+            if step.status != BLOCKED:
+                continue
+            needs = references([step.params, step.title])
+            ended = [n for n in needs if n in by_no and by_no[n].status in TERMINAL and by_no[n].status != DONE]
+            if ended or any(n not in by_no or n >= step.no for n in needs):
+                why = (f"step {ended[0]} {by_no[ended[0]].status}" if ended else "it refers to a step it cannot follow")
+                self.plans.update_step(task.id, step.no, status=SKIPPED, error=f"skipped: {why}")
+                changed = True
+            elif all(by_no[n].status == DONE for n in needs):
+                results = {n: by_no[n].result for n in needs}
+                fields = task_fields(task)
+                self.plans.update_step(task.id, step.no, status=PENDING, params=fill(step.params, fields, results),
+                                       title=one_line(fill(step.title, fields, results)))
+                changed = True
+        return self.plans.steps(task.id) if changed else steps
+
     def close_step(self, task_id: str, step_no: int, status: str, note: str) -> None:
         self.plans.update_step(task_id, step_no, status=status, error=note if status == FAILED else None)
 
@@ -146,6 +170,8 @@ class Workflow:
         ``(rounds, status, note)`` the caller records for this round; settle records it (once)
         together with the outcome when the task finishes, else as given."""
         steps = self.plans.steps(task.id) if steps is None else steps
+        if fail_reason is None and any(s.status == BLOCKED for s in steps):
+            steps = self.unblock(task, steps)
         if fail_reason is None and not all(s.status in TERMINAL for s in steps):
             if round_state is not None:
                 self.plans.set_round(task.id, *round_state)

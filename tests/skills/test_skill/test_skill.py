@@ -54,3 +54,10 @@ skill.reconciler("record_gated")(record_reconcile)
               read_only=True)
 def peek(params: dict, ctx: ActionContext) -> dict:
     return {"ok": True}
+
+
+@skill.action(schema={"type": "object", "additionalProperties": False, "required": ["note"],
+                      "properties": {"note": {"type": "string"}}}, read_only=True)
+def look(params: dict, ctx: ActionContext) -> dict:
+    """A read whose result a later step uses: {"loud": NOTE, "found": {"count": 3}}."""
+    return {"loud": params["note"].upper(), "found": {"count": 3}}
