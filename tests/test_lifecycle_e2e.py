@@ -380,3 +380,34 @@ def test_a_step_whose_input_failed_is_skipped_not_run(suite):
     failed = wait_until(lambda: md_files(suite.folder("Failed")), message="the task in Failed/")[0]
     plan = (suite.folder("Plans") / f"PLAN_{failed.stem}.md").read_text("utf-8")
     assert "skipped: step 1 failed" in plan and suite.runs() == []
+
+
+EACH_HANDBOOK = """```yaml
+policy:
+  auto_approve: []
+planning:
+  - rule: look-then-record-each
+    when: {type: file_drop}
+    steps:
+      - {skill: test_skill, action: look, title: "Look at {file_name}", params: {note: "{file_name}"}}
+      - {skill: test_skill, action: record, for_each: "{step1.items}", title: "Record item {item.n}",
+         params: {note: "{item.name}", text: "item {item.n} of {step1.loud}"}}
+```
+"""
+
+
+def test_a_for_each_step_becomes_one_approval_per_item_and_the_task_ends_with_the_last(suite):
+    (suite.vault / "Company_Handbook.md").write_text(EACH_HANDBOOK)
+    suite.start_all()
+    suite.drop("many.txt", "x")
+    requests = wait_until(lambda: len(md_files(suite.folder("Pending_Approval"))) == 2
+                          and md_files(suite.folder("Pending_Approval")), message="two requests")
+    notes = sorted(front(r)["params"]["note"] for r in requests)
+    assert notes == ["many.txt-1", "many.txt-2"]
+    task_id = front(requests[0])["task_id"]
+    plan = (suite.folder("Plans") / f"PLAN_{task_id}.md").read_text("utf-8")
+    assert "One step per item (2): steps 3–4" in plan and "3. Record item 1" in plan
+    for request in requests:
+        suite.cli("approve", front(request)["id"])
+    wait_until(lambda: (suite.folder("Completed") / f"{task_id}.md").exists(), message="the task done")
+    assert sorted(json.loads(p)["text"] for _, _, p in suite.runs()) == ["item 1 of MANY.TXT", "item 2 of MANY.TXT"]

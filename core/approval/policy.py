@@ -176,7 +176,7 @@ def _check_planning_rule(rule: Any, where: str) -> None:
             raise PolicyError(f"{where}.steps[{j}] must be a mapping with 'skill' and 'action'")
         if not isinstance(step.get("params") or {}, dict):
             raise PolicyError(f"{where}.steps[{j}].params must be a mapping")
-        for ref in re.findall(r"\{step(\d+)", str([step.get("params"), step.get("title")])):
+        for ref in re.findall(r"\{step(\d+)", str([step.get("params"), step.get("title"), step.get("for_each")])):
             if not 1 <= int(ref) <= j:
                 raise PolicyError(f"{where}.steps[{j}] uses {{step{ref}...}}: a step may use only the results of "
                                   f"the steps before it (1 to {j})")

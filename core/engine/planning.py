@@ -59,6 +59,9 @@ def task_fields(task: Task) -> dict[str, str]:
 
 
 STEP_REF = re.compile(r"\{step(\d+)((?:\.[A-Za-z0-9_-]+)*)\}")
+ITEM_REF = re.compile(r"\{item((?:\.[A-Za-z0-9_-]+)*)\}")
+# A handbook step with ``for_each`` becomes one step per item of an earlier step's list result.
+FOR_EACH, EACH_PARAMS = "__for_each__", "__params__"
 
 
 def references(template: Any) -> set[int]:
@@ -87,35 +90,49 @@ class _Formatter(string.Formatter):
     """One pass over the template: task fields by name, earlier steps' results by ``stepN.path``.
     What is substituted is never parsed again, so text from a message cannot act as a template."""
 
-    def __init__(self, fields: dict[str, str], results: dict[int, Any]) -> None:
+    def __init__(self, fields: dict[str, str], results: dict[int, Any], item: Any = None) -> None:
         super().__init__()
-        self.fields, self.results = fields, results
+        self.fields, self.results, self.item = fields, results, item
 
     def get_field(self, field_name: str, args: Any, kwargs: Any) -> tuple[Any, str]:
-        ref = STEP_REF.fullmatch("{" + field_name + "}")
-        if ref is not None:
-            value = _walk(self.results.get(int(ref.group(1))), ref.group(2))
+        value = _reference("{" + field_name + "}", self.results, self.item)
+        if value is not _NOT_A_REFERENCE:
             return ("" if value is None else value), field_name
         if "." in field_name or "[" in field_name:
             raise KeyError(field_name)  # no attribute access into task fields
         return self.fields.get(field_name, ""), field_name
 
 
-def fill(template: Any, fields: dict[str, str], results: dict[int, Any] | None = None) -> Any:
-    """Fill ``{name}`` placeholders from the task and ``{stepN.path}`` from earlier steps' results; a
-    value that is exactly one ``{stepN.path}`` becomes that result itself (an object, a number)."""
+_NOT_A_REFERENCE = object()
+
+
+def _reference(text: str, results: dict[int, Any], item: Any) -> Any:
+    step = STEP_REF.fullmatch(text)
+    if step is not None:
+        return _walk(results.get(int(step.group(1))), step.group(2))
+    each = ITEM_REF.fullmatch(text)
+    if each is not None and item is not None:
+        return _walk(item, each.group(1))
+    return _NOT_A_REFERENCE
+
+
+def fill(template: Any, fields: dict[str, str], results: dict[int, Any] | None = None, *, item: Any = None) -> Any:
+    """Fill ``{name}`` placeholders from the task, ``{stepN.path}`` from earlier steps' results and
+    ``{item.path}`` from the item a ``for_each`` step is made for; a value that is exactly one such
+    reference becomes the value itself (an object, a number), not its text."""
     if isinstance(template, str):
-        whole = STEP_REF.fullmatch(template)
-        if whole is not None and results is not None:
-            return copy.deepcopy(_walk(results.get(int(whole.group(1))), whole.group(2)))
+        if results is not None:
+            whole = _reference(template, results, item)
+            if whole is not _NOT_A_REFERENCE:
+                return copy.deepcopy(whole)
         try:
-            return _Formatter(fields, results or {}).vformat(template, (), {})
+            return _Formatter(fields, results or {}, item).vformat(template, (), {})
         except (ValueError, IndexError, AttributeError, KeyError):
             return template
     if isinstance(template, dict):
-        return {k: fill(v, fields, results) for k, v in template.items()}
+        return {k: fill(v, fields, results, item=item) for k, v in template.items()}
     if isinstance(template, list):
-        return [fill(v, fields, results) for v in template]
+        return [fill(v, fields, results, item=item) for v in template]
     return template
 
 
@@ -157,6 +174,8 @@ class RuleBasedPlanner:
             for raw in rule.get("steps") or []:
                 skill, action = str(raw.get("skill", "")), str(raw.get("action", ""))
                 params, title = raw.get("params") or {}, str(raw.get("title") or f"{skill}.{action}")
+                if raw.get("for_each"):
+                    params = {FOR_EACH: raw["for_each"], EACH_PARAMS: params}
                 if references([params, title]):
                     # Uses an earlier step's result: filled in once that step is done (Workflow.unblock).
                     steps.append(ProposedStep(skill, action, params, title, blocked=True))

@@ -13,9 +13,9 @@ from core.config import Settings
 from core.documents import iso, utcnow
 from core.errors import AIEmployeeError
 from core.engine.executor import Execution, Executor
-from core.engine.planning import fill, references, task_fields
+from core.engine.planning import EACH_PARAMS, FOR_EACH, fill, references, task_fields
 from core.engine.plans import (BLOCKED, DONE, EXPIRED, FAILED, PENDING, QUEUED, REJECTED, SKIPPED, TERMINAL, WAITING,
-                               PlanStore, Step, render_plan)
+                               PlanStore, ProposedStep, Step, render_plan)
 from core.approval.policy import PolicySource
 from core.engine.skills import SkillRegistry
 from core.state import StateStore
@@ -138,11 +138,31 @@ class Workflow:
                 changed = True
             elif all(by_no[n].status == DONE for n in needs):
                 results = {n: by_no[n].result for n in needs}
-                fields = task_fields(task)
-                self.plans.update_step(task.id, step.no, status=PENDING, params=fill(step.params, fields, results),
-                                       title=one_line(fill(step.title, fields, results)))
+                if FOR_EACH in step.params:
+                    self._expand(task, step, results)
+                else:
+                    fields = task_fields(task)
+                    self.plans.update_step(task.id, step.no, status=PENDING, params=fill(step.params, fields, results),
+                                           title=one_line(fill(step.title, fields, results)))
                 changed = True
         return self.plans.steps(task.id) if changed else steps
+
+    def _expand(self, task: Task, step: Step, results: dict) -> None:
+        """A ``for_each`` step becomes one ready step per item of the list it names (none: done)."""
+        fields = task_fields(task)
+        items = fill(step.params[FOR_EACH], fields, results)
+        if not isinstance(items, list):
+            self.plans.update_step(task.id, step.no, status=SKIPPED,
+                                   error=f"skipped: {step.params[FOR_EACH]} is not a list")
+            return
+        with self.state.transaction():
+            added = self.plans.add_steps(task.id, "rule_based", [
+                ProposedStep(step.skill, step.action, fill(step.params[EACH_PARAMS], fields, results, item=item),
+                             one_line(fill(step.title, fields, results, item=item))) for item in items])
+            numbers = [s.no for s in added[-len(items):]] if items else []
+            where = f": steps {numbers[0]}–{numbers[-1]}" if numbers else ": nothing to do"
+            self.plans.update_step(task.id, step.no, status=DONE, result={"expanded_into": numbers},
+                                   title=f"One step per item ({len(items)}){where}")
 
     def close_step(self, task_id: str, step_no: int, status: str, note: str) -> None:
         self.plans.update_step(task_id, step_no, status=status, error=note if status == FAILED else None)

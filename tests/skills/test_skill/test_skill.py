@@ -59,5 +59,6 @@ def peek(params: dict, ctx: ActionContext) -> dict:
 @skill.action(schema={"type": "object", "additionalProperties": False, "required": ["note"],
                       "properties": {"note": {"type": "string"}}}, read_only=True)
 def look(params: dict, ctx: ActionContext) -> dict:
-    """A read whose result a later step uses: {"loud": NOTE, "found": {"count": 3}}."""
-    return {"loud": params["note"].upper(), "found": {"count": 3}}
+    """A read whose result later steps use: {"loud": NOTE, "found": {"count": 3}, "items": [...]}."""
+    return {"loud": params["note"].upper(), "found": {"count": 3},
+            "items": [{"name": f"{params['note']}-{n}", "n": n} for n in (1, 2)]}
