@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import stat
 import sys
 import time
 from pathlib import Path
@@ -20,6 +21,7 @@ from core.approval.approvals import (APPROVED as APR_APPROVED, EXECUTED, EXPIRED
                                      PENDING as APR_PENDING, REJECTED as APR_REJECTED, Refused, grant_from_row)
 from core.config import Settings
 from core.daemon import Daemon, FolderFeed, run_daemon
+from core.engine.executor import RECHECK_SECONDS
 from core.engine.dashboard import DashboardWriter, age, count_files, process_rows, COUNTED
 from core.documents import Document, DocumentError, iso, utcnow
 from core.errors import AIEmployeeError
@@ -38,7 +40,7 @@ class AgentInterface:
         self.wf = wf or Workflow.open(settings, actor="agent_interface")
         self.daemon = Daemon("agent-interface", self.wf.state)
         self.claimed = self.wf.vault.folder("In_Progress", EXECUTOR)
-        self._rejections_seen: set[str] = set()
+        self._rejections_seen: set[tuple[str, int, int]] = set()
         self.dashboard = DashboardWriter(self.wf.vault, self.wf.state, self.wf.approvals, dry_run=settings.dry_run)
 
     # -- the daemon -------------------------------------------------------------------------------
@@ -99,7 +101,7 @@ class AgentInterface:
         except Refused as why:
             self._refuse(path, why, row)
             return
-        self._drop_pending_twin(path, grant.id)
+        self._retire_pending_twin(f"Approved/{path.name}", grant.id)
         with task_lock(self.settings.state_dir, grant.task_id):
             step_title = next((s.title for s in self.wf.plans.steps(grant.task_id) if s.no == grant.step_no), "")
             if self.wf.execute(grant, step_title).deferred_until is None:
@@ -109,23 +111,36 @@ class AgentInterface:
 
     def retry_due(self) -> int:
         """Ask the servers again about writes they queued (the channel was down or rate limited), once
-        their time has come. Nothing waits for them meanwhile; one indexed query when none is due."""
+        their time has come. Nothing waits for them meanwhile; one indexed query when none is due.
+        A server that cannot be reached ends this pass: the rest are asked on a later one."""
         count = 0
         for step in self.wf.plans.queued_due():
             with task_lock(self.settings.state_dir, step.task_id):
                 current = next((s for s in self.wf.plans.steps(step.task_id) if s.no == step.no), None)
+                if current is None or current.status != QUEUED:
+                    continue
                 row = self.wf.approvals.for_step(step.task_id, step.no)
                 # Executed already: the server's own retry went through first; asking reads its record.
-                if current is None or current.status != QUEUED or row is None or row["status"] not in (APR_APPROVED,
-                                                                                                     EXECUTED):
+                if row is None or row["status"] not in (APR_APPROVED, EXECUTED):
+                    why = f"its approval is {row['status'] if row else 'gone'}"
+                    self.wf.close_step(step.task_id, step.no, FAILED, why)
+                    self._settle_task_locked(step.task_id)
                     continue
-                execution = self.wf.execute(grant_from_row(row), current.title)
+                try:
+                    execution = self.wf.execute(grant_from_row(row), current.title, patient=True)
+                except Exception:
+                    # Whatever broke, the step is not asked about again before its next turn.
+                    self.wf.plans.update_step(step.task_id, step.no, status=QUEUED, error=current.error,
+                                              due=time.time() + RECHECK_SECONDS)
+                    raise
                 if execution.deferred_until is None and row["file_name"]:
                     path = self.claimed / row["file_name"]
                     if path.exists():
                         self._finish_file(path, self.wf.approvals.get(row["id"]))
                 self._settle_task_locked(step.task_id)
                 count += 1
+                if execution.deferred_until is not None and execution.outcome.deferred is None:
+                    break  # the server itself could not be reached
         return count
 
     def _finish_recovered(self, path: Path, row: dict) -> None:
@@ -156,22 +171,28 @@ class AgentInterface:
             pass
         self.wf.vault.move(path, self.wf.vault.folder("Completed" if ok else "Failed"))
 
-    def _drop_pending_twin(self, decided: Path, approval_id: str) -> None:
+    def _retire_pending_twin(self, decided_as: str, approval_id: str, *, status: str = "superseded",
+                             folder: str = "Completed") -> None:
         """A copy (or hard link) of a request put in Approved/ (or Rejected/) is the owner's decision
         on it: once it is taken, the request's own file must not linger in Pending_Approval/ saying
-        "pending"."""
+        "pending". It is not deleted (it may hold the owner's edits): it is marked and moved beside
+        the decided copy, under a name of its own."""
         row = self.wf.approvals.get(approval_id)
         twin = self.wf.vault.folder("Pending_Approval") / row["file_name"] if row and row["file_name"] else None
         if twin is None or twin.is_symlink() or not twin.is_file():
             return
         try:
-            if Document.from_bytes(twin.read_bytes()).meta.get("id") != approval_id:
-                return  # some other file that happens to bear the name: not ours to remove
-            twin.unlink()
+            doc = Document.from_bytes(twin.read_bytes())
+            if doc.meta.get("id") != approval_id:
+                return  # some other file that happens to bear the name: not ours to touch
+            update_task(self.wf.vault, twin, doc, status=status, decided_as=decided_as)
+            dest = self.wf.vault.free_name(self.wf.vault.folder(folder), f"{twin.stem}.{status}.md")
+            self.wf.vault.move(twin, dest.parent, dest.name)
         except (DocumentError, OSError):
             return
-        self.wf.audit.record("approval.twin_removed", target=twin.name, task_id=row["task_id"],
-                             result={"reason": f"decided as {decided.parent.name}/{decided.name}: a copy of the request"})
+        self.wf.audit.record("approval.twin_retired", target=twin.name, task_id=row["task_id"],
+                             result={"status": status, "moved_to": self.wf.vault.relative(dest),
+                                     "reason": f"decided as {decided_as}"})
 
     def _refuse(self, path: Path, why: Refused | str, row: dict | None) -> None:
         """Refused files go to Rejected/ with the reason. What it means for the request we issued:
@@ -194,6 +215,7 @@ class AgentInterface:
             self.wf.audit.record("approval.reissued", target=row["file_name"], task_id=row["task_id"],
                                  result={"reason": "the refused file was the request itself: it is back, unchanged"})
         elif kind == "expired":
+            self._retire_pending_twin(f"Rejected/{dest.name}", row["id"], status="expired", folder="Rejected")
             self.wf.audit.record("approval.expired", target=row["file_name"], approval_status="expired",
                                  task_id=row["task_id"], idempotency_key=row["id"])
             self._close_step(row, EXPIRED, "approval expired")
@@ -201,9 +223,16 @@ class AgentInterface:
     def record_rejection(self, path: Path) -> None:
         if path.name.startswith(".") or not path.name.endswith(".md") or path.name.endswith(".reason.md"):
             return
-        if path.name in self._rejections_seen or path.is_symlink():
-            return  # Rejected/ only grows: each rescan would otherwise parse every file in it again
-        self._rejections_seen.add(path.name)
+        try:
+            st = path.lstat()
+        except FileNotFoundError:
+            return
+        # Rejected/ only grows: a rescan must not parse every file in it again. Seen by name AND
+        # version, so a file moved in over a refused one of the same name is still read.
+        seen = (path.name, st.st_ino, st.st_mtime_ns)
+        if seen in self._rejections_seen or stat.S_ISLNK(st.st_mode):
+            return
+        self._rejections_seen.add(seen)
         try:
             doc = Document.from_bytes(path.read_bytes())
         except (DocumentError, OSError):
@@ -219,7 +248,7 @@ class AgentInterface:
                     update_task(self.wf.vault, path, doc, status="rejected", decided=iso(utcnow()))
                 except OSError:
                     pass
-            self._drop_pending_twin(path, row["id"])
+            self._retire_pending_twin(f"Rejected/{path.name}", row["id"], folder="Rejected")
             self.wf.audit.record(f"{row['skill']}.{row['action']}", target=row["file_name"], approval_status="rejected",
                                  approved_by=None, result="rejected by the owner", task_id=row["task_id"],
                                  idempotency_key=row["id"])

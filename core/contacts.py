@@ -6,6 +6,7 @@ compares them with the handbook's ``known_contacts`` in that channel's terms (DE
 """
 from __future__ import annotations
 
+import email.errors
 import email.policy
 import email.utils
 import re
@@ -15,15 +16,24 @@ _PHONE = re.compile(r"^\+?[\d\s().-]{6,}$")
 _HEADER = email.policy.default.header_factory
 
 
-def parse_addresses(header: str) -> list[tuple[str, str]]:
-    """Every (display name, address) in an address header; addresses without an @ are dropped."""
+def read_addresses(header: str) -> tuple[list[tuple[str, str]], bool]:
+    """Every (display name, address) in an address header, and whether ALL of it read as addresses
+    (``a@x; b@y`` or ``a@x b@y`` does not: part of it would be dropped, so nothing may rely on it)."""
     if not header or not header.strip():
-        return []
+        return [], True
     try:
-        parsed = [(a.display_name, a.addr_spec) for a in _HEADER("to", header).addresses]
+        parsed_header = _HEADER("to", header)
+        parsed = [(a.display_name, a.addr_spec) for a in parsed_header.addresses]
+        whole = not any(isinstance(d, email.errors.InvalidHeaderDefect) for d in parsed_header.defects)
     except Exception:  # noqa: BLE001 - a header the strict parser cannot read: the lenient one decides
-        parsed = email.utils.getaddresses([header])
-    return [(name.strip(), addr.strip()) for name, addr in parsed if "@" in addr and " " not in addr.strip()]
+        parsed, whole = email.utils.getaddresses([header]), False
+    found = [(name.strip(), addr.strip()) for name, addr in parsed if "@" in addr]
+    return found, whole and len(found) == len(parsed)
+
+
+def parse_addresses(header: str) -> list[tuple[str, str]]:
+    """Every (display name, address) in an address header that reads as one."""
+    return read_addresses(header)[0]
 
 
 def reply_address(from_header: str, reply_to_header: str = "") -> tuple[str, str] | None:
@@ -44,7 +54,9 @@ def normalise(kind: str, value: object) -> list[str]:
     if not text:
         return []
     if kind == "email":
-        return [addr.lower() for _, addr in parse_addresses(text)]
+        found, whole = read_addresses(text)
+        # Fail closed: a part that does not read as an address is nobody the owner knows.
+        return [addr.lower() for _, addr in found] + ([] if whole else [f"(unreadable) {text}"])
     if kind == "phone" or (kind == "chat" and _PHONE.match(text)):
         digits = re.sub(r"\D", "", text)
         return [("+" if text.startswith("+") else "") + digits] if len(digits) >= 6 else []

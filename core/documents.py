@@ -167,6 +167,22 @@ def require_keys(meta: dict[str, Any], keys: tuple[str, ...], kind: str) -> None
         raise DocumentError(f"the {kind} is missing required key(s): {', '.join(missing)}")
 
 
+def _outside_fences(lines: list[str]):  # noqa: ANN202 - yields (index, line)
+    """The lines that are not inside a fenced code block: a heading quoted inside one (an HTML part
+    shown to the owner, a message's own text) is not ours."""
+    fence: str | None = None
+    for i, line in enumerate(lines):
+        run = re.match(r"^(`{3,})", line)
+        if fence is None and run:
+            fence = run.group(1)
+            continue
+        if fence is not None:
+            if line.strip() and set(line.strip()) == {"`"} and len(line.strip()) >= len(fence):
+                fence = None
+            continue
+        yield i, line
+
+
 def section(body: str, title: str, end_prefix: str) -> str | None:
     """The text between the line ``## title`` and the LAST line starting with ``end_prefix``.
 
@@ -174,7 +190,7 @@ def section(body: str, title: str, end_prefix: str) -> str | None:
     Markdown headings, and cutting it at the first one would send half of what the owner approved.
     None when either boundary is missing, so a caller refuses rather than guesses."""
     lines = body.split("\n")
-    start = next((i + 1 for i, line in enumerate(lines) if line.strip().lower() == f"## {title}".lower()), None)
+    start = next((i + 1 for i, line in _outside_fences(lines) if line.strip().lower() == f"## {title}".lower()), None)
     if start is None:
         return None
     end = next((i for i in range(len(lines) - 1, start - 1, -1) if lines[i].startswith(end_prefix)), None)

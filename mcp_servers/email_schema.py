@@ -7,7 +7,9 @@ gate compares parameters exactly as approved, so nothing is dropped or rewritten
 """
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, field_validator
+
+from core.contacts import read_addresses
 
 from mcp_servers.tools import ToolInput
 
@@ -24,6 +26,17 @@ class SendEmailInput(ToolInput):
     in_reply_to: str | None = Field(None, max_length=998, description="Message-ID this answers (threading).")
     references: str | None = Field(None, max_length=4000, description="References header (threading).")
     thread_id: str | None = Field(None, max_length=128, description="Gmail thread to add the message to.")
+
+    @field_validator("to", "cc")
+    @classmethod
+    def _addresses(cls, value: str | None, info) -> str | None:  # noqa: ANN001 - pydantic's ValidationInfo
+        """Every recipient must read as an address: what is approved is exactly who receives it."""
+        if not value:
+            return value
+        found, whole = read_addresses(value)
+        if not whole or (info.field_name == "to" and not found):
+            raise ValueError(f"cannot read {value!r} as addresses separated by commas")
+        return value
 
 
 class ReceiveEmailInput(ToolInput):

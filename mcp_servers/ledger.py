@@ -33,11 +33,13 @@ Reconcile = Callable[[], Awaitable[Any | None]]
 @dataclass(frozen=True)
 class RetryPolicy:
     """When a queued write is tried again: as the platform says, else after ``first`` seconds,
-    ``factor`` times longer each time up to ``maximum``; at most ``attempts`` attempts in all."""
+    ``factor`` times longer each time up to ``maximum``; at most ``attempts`` attempts that reach the
+    platform, and no longer than ``max_age`` in the queue."""
     first: float = 60.0
     factor: float = 2.0
     maximum: float = 3600.0
-    attempts: int = 8
+    attempts: int = 8             # attempts that reach the platform
+    max_age: float = 48 * 3600.0  # how long a write may wait for a channel that cannot even be asked
 
     def delay(self, failures: int, error: BaseException) -> float:
         if isinstance(error, RateLimitError) and error.retry_after is not None:
@@ -89,38 +91,58 @@ class WriteLedger:
                 return loads(row["result"])
             if row["status"] == "failed":
                 raise _recorded_failure(row)
-            if row["status"] in ("sending", "unknown"):
-                if reconcile is None:
-                    raise OutcomeUnknownError(f"{action} was interrupted and this server cannot check whether it "
-                                              "happened; check by hand, then retry or close it")
-                found = await reconcile()
-                if found is not None:
-                    await asyncio.to_thread(self._settle, key, "succeeded", found, None)
-                    log.info("reconciled", extra={"key": key, "action": action})
-                    return found
             entry = await asyncio.to_thread(self.state.outbox_entry, key)
             if entry is not None and entry["next_attempt"] > time.time():
-                # Already queued: asking again early neither jumps the queue nor hammers the platform.
+                # Already queued: asking again early neither jumps the queue nor costs the platform a call.
                 err = TransientError(f"{action} is queued: {entry['last_error']}")
                 err.queued_for = entry["next_attempt"] - time.time()
                 raise err
-        failures = row["attempts"] if row is not None else 0
+            if row["status"] in ("sending", "unknown"):
+                found = await self._reconcile(key, action, reconcile, outbox)
+                if found is not None:
+                    return found
+        sent = row["attempts"] if row is not None else 0
         await asyncio.to_thread(self.state.ledger_begin, key, self.actor, action)
         try:
             result = await attempt()
         except TransientError as err:  # includes rate limits: queued, or given up after enough tries
-            await asyncio.to_thread(self._defer, key, err, failures + 1, outbox)
+            if sent + 1 < self.policy.attempts:
+                await asyncio.to_thread(self._queue, key, err, outbox, maybe_done=not isinstance(err, RateLimitError))
+                raise
+            if not isinstance(err, RateLimitError):  # the last attempt may have happened: look before giving up
+                await asyncio.to_thread(self.state.ledger_finish, key, "unknown", error=str(err))
+                if await self._reconcile(key, action, reconcile, outbox) is not None:
+                    return loads((await asyncio.to_thread(self.state.ledger_get, key))["result"])
+            await asyncio.to_thread(self._give_up, key, f"gave up after {sent + 1} attempts: {err}", "UPSTREAM_ERROR")
+            err.args = (f"gave up after {sent + 1} attempts: {err}",)
             raise
         except AIEmployeeError as err:  # refused: nothing happened, and trying again will not help
-            await asyncio.to_thread(self._settle, key, "failed", {"error_code": err.code}, str(err))
+            await asyncio.to_thread(self._give_up, key, str(err), err.code)
             raise
         except BaseException as err:
             # Our own failure after the call may have left: the next attempt reconciles first, and
             # a queued write is not tried again before its next turn.
-            await asyncio.to_thread(self._after_bug, key, f"{type(err).__name__}: {err}", failures + 1)
+            await asyncio.to_thread(self._after_bug, key, f"{type(err).__name__}: {err}")
             raise
         await asyncio.to_thread(self._settle, key, "succeeded", result, None)
         return result
+
+    async def _reconcile(self, key: str, action: str, reconcile: Reconcile | None, outbox: dict) -> Any | None:
+        """After an unknown outcome: the write's result if it happened, None if it provably did not.
+        When that cannot be told (no way to look, or the channel cannot be asked now) it raises, and
+        the write waits, queued, until it can be."""
+        if reconcile is None:
+            raise OutcomeUnknownError(f"{action} was interrupted and this server cannot check whether it "
+                                      "happened; check by hand, then retry or close it")
+        try:
+            found = await reconcile()
+        except TransientError as err:
+            await asyncio.to_thread(self._queue, key, err, outbox, maybe_done=True)
+            raise
+        if found is not None:
+            await asyncio.to_thread(self._settle, key, "succeeded", found, None)
+            log.info("reconciled", extra={"key": key, "action": action})
+        return found
 
     def _settle(self, key: str, status: str, result: Any, error: str | None) -> None:
         with self.state.transaction():
@@ -129,25 +151,34 @@ class WriteLedger:
             if entry is not None:
                 self.state.outbox_done(entry["id"])
 
-    def _after_bug(self, key: str, error: str, attempts: int) -> None:
+    def _give_up(self, key: str, error: str, code: str) -> None:
+        """A final failure, answered to every later call (the grant is not tried again)."""
+        self._settle(key, "failed", {"error_code": code}, error)
+
+    def _after_bug(self, key: str, error: str) -> None:
         with self.state.transaction():
             self.state.ledger_finish(key, "unknown", error=error)
             entry = self.state.outbox_entry(key)
             if entry is not None:
-                self.state.outbox_retry_later(entry["id"], self.policy.delay(attempts, TransientError(error)), error)
+                delay = self.policy.delay(entry["attempts"] + 1, TransientError(error))
+                self.state.outbox_retry_later(entry["id"], delay, error)
 
-    def _defer(self, key: str, err: TransientError, attempts: int, outbox: dict) -> None:
-        # A refused rate-limited call did nothing; any other transient failure may have (a timeout
-        # after the request left), so the next attempt reconciles before it sends again.
-        status = "pending" if isinstance(err, RateLimitError) else "unknown"
-        if attempts >= self.policy.attempts:
-            # No longer a reason to try again: the caller gets a final failure with the last reason.
-            self._settle(key, "failed", {"error_code": "UPSTREAM_ERROR"}, f"gave up after {attempts} attempts: {err}")
-            err.args = (f"gave up after {attempts} attempts: {err}",)
-            return
-        delay = self.policy.delay(attempts, err)
+    def _queue(self, key: str, err: TransientError, outbox: dict, *, maybe_done: bool) -> None:
+        """Into the outbox (or further back in it), with the wait the platform asked for or a growing
+        one. ``maybe_done``: it may have happened (a timeout after the request left): the next
+        attempt reconciles before it sends again."""
         with self.state.transaction():
-            self.state.ledger_finish(key, status, error=str(err))
+            entry = self.state.outbox_entry(key)
+            queued = entry["attempts"] if entry is not None else 0
+            if entry is not None and time.time() - entry["created"] > self.policy.max_age:
+                # It has waited as long as it may: whether it happened cannot be told, so the owner is told.
+                self._give_up(key, f"{err}; it waited {self.policy.max_age / 3600:g} h without the channel "
+                                   "answering: whether it happened is unknown, check before trying again",
+                              "OUTCOME_UNKNOWN" if maybe_done else "UPSTREAM_ERROR")
+                err.args = (self.state.ledger_get(key)["error"],)
+                return
+            delay = self.policy.delay(queued + 1, err)
+            self.state.ledger_finish(key, "unknown" if maybe_done else "pending", error=str(err))
             self.state.outbox_put(self.service, outbox, delay=delay, key=key, error=str(err))
         err.queued_for = delay  # read by the error envelope: "queued, tried again in N s"
         log.info("write queued", extra={"key": key, "retry_in_s": round(delay, 1), "error": str(err)})

@@ -26,7 +26,7 @@ from core.audit import AuditLog
 from core.channels import ChannelReport
 from core.config import Settings
 from core.daemon import Daemon
-from core.errors import ConfigError, NotConfiguredError
+from core.errors import ConfigError, NotConfiguredError, TransientError
 from core.state import StateStore, loads
 from core.vault import Vault
 from mcp_servers.base import create_app, run
@@ -78,6 +78,7 @@ class Pulse:
         self.channel: dict | None = None
         self.outbox: tuple[int, float | None] = (0, None)
         self.probed_at = 0.0
+        self.worker_at = time.monotonic()  # the outbox worker's last pass
 
     def configured(self) -> bool:
         return bool(self.vertical.configured(self.resources))
@@ -130,6 +131,8 @@ class Pulse:
         outbox = {"status": "healthy", "queued": waiting,
                   "detail": "no write waits" if not waiting else f"{waiting} write(s) wait for the channel",
                   **({"next_attempt": _iso(due)} if due else {})}
+        if time.monotonic() - self.worker_at > 10 * OUTBOX_SECONDS + HEARTBEAT_SECONDS:
+            outbox.update(status="degraded", detail="the outbox worker has stopped; queued writes wait")
         return {v.channel: channel, "state_store": store, "outbox": outbox}
 
 
@@ -158,7 +161,8 @@ def build_app(settings: Settings, vertical: Vertical, **overrides: Any) -> web.A
         app[RESOURCES_KEY], app[READY_KEY], app[CHANNEL_KEY] = resources, ready, report
         app[LEDGER_KEY] = WriteLedger(state, vertical.service, actor=vertical.actor, policy=vertical.retry)
         await asyncio.to_thread(pulse.beat)
-        tasks = [asyncio.create_task(_heartbeat(pulse)), asyncio.create_task(_outbox_worker(app, vertical, state))]
+        tasks = [asyncio.create_task(_heartbeat(pulse)),
+                 asyncio.create_task(_outbox_worker(app, vertical, state, pulse))]
         yield
         for task in tasks:
             task.cancel()
@@ -179,16 +183,35 @@ async def _heartbeat(pulse: Pulse) -> None:
         await asyncio.to_thread(pulse.beat)
 
 
-async def _outbox_worker(app: web.Application, vertical: Vertical, state: StateStore) -> None:
-    """Writes the channel could not take go again when they are due (the ledger queued them)."""
+async def _outbox_worker(app: web.Application, vertical: Vertical, state: StateStore, pulse: Pulse) -> None:
+    """Writes the channel could not take go again when they are due (the ledger queued them). One
+    entry's trouble never stops the worker, and never makes it ask again at once."""
     while True:
         await asyncio.sleep(OUTBOX_SECONDS)
+        pulse.worker_at = time.monotonic()
         try:
             due = await asyncio.to_thread(state.outbox_due, vertical.service)
         except Exception:  # noqa: BLE001 - the store is unreadable: health says so; try again later
             continue
         for entry in due:
-            await _retry_queued(app, vertical, state, entry)
+            try:
+                await _retry_queued(app, vertical, state, entry)
+            except Exception:  # noqa: BLE001 - e.g. the store failed mid-way; the entry waits its next turn
+                log.exception("queued write could not be tried", extra={"entry": entry["id"]})
+            await asyncio.to_thread(_push_back_if_still_due, state, entry, vertical.retry)
+
+
+def _push_back_if_still_due(state: StateStore, entry: Any, policy: RetryPolicy) -> None:
+    """An entry the attempt did not reschedule (it failed before reaching the ledger) waits its next
+    turn like any other, instead of coming up again within the second."""
+    try:
+        now = state.outbox_entry(entry["key"]) if entry["key"] else None
+        untouched = now is not None and (now["next_attempt"], now["attempts"]) == (entry["next_attempt"], entry["attempts"])
+        if untouched and now["next_attempt"] <= time.time():
+            reason = now["last_error"] or "not tried"
+            state.outbox_retry_later(now["id"], policy.delay(now["attempts"] + 1, TransientError(reason)), reason)
+    except Exception:  # noqa: BLE001 - the next pass tries again
+        log.exception("could not reschedule a queued write", extra={"entry": entry["id"]})
 
 
 async def _retry_queued(app: web.Application, vertical: Vertical, state: StateStore, entry: Any) -> None:

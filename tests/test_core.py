@@ -48,7 +48,8 @@ def test_dotenv_never_overrides_the_environment(tmp_path, monkeypatch):
     (tmp_path / ".env").write_text("DRY_RUN=false\nLOG_LEVEL=DEBUG\n")
     monkeypatch.setattr(core.config, "PROJECT_ROOT", tmp_path)
     monkeypatch.setenv("DRY_RUN", "true")
-    monkeypatch.delenv("LOG_LEVEL", raising=False)  # and undone at the end: .env's value must not leak
+    monkeypatch.setenv("LOG_LEVEL", "WARNING")  # recorded, so whatever .env sets is undone at the end
+    monkeypatch.delenv("LOG_LEVEL")
     s = Settings.from_env()
     assert s.dry_run is True and s.log_level == "DEBUG"
 

@@ -78,6 +78,7 @@ def test_an_idle_refresh_does_not_look_into_the_folders_of_finished_work_again(t
     dash.refresh()
     assert looked == []  # nothing changed: one stat per folder, no listing
     (vault.root / "Completed" / "task-new.md").write_text("x")
+    monkeypatch.setattr(dashboard.FolderScan, "FRESH_SECONDS", 0.0)  # a busy folder is re-read every 10 s
     dash.refresh()
     assert looked == ["Completed"]
     assert "| Completed | 301 |" in (vault.root / "Dashboard.md").read_text("utf-8")

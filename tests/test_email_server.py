@@ -339,6 +339,25 @@ def test_a_rate_limited_send_waits_for_the_platform_then_goes_out_once_by_itself
                message="/health to show the outbox empty")  # refreshed with each heartbeat
 
 
+def test_an_outage_that_also_blocks_the_lookup_keeps_the_write_queued_not_looping(srv, fake):
+    """After an unknown outcome the server looks in Gmail before sending again; when Gmail cannot
+    even be searched, the write waits its next turn (it is neither sent blindly, nor failed, nor
+    retried every second)."""
+    grant = owner_grant(srv, MAIL)
+    fake.inject("messages/send", 503)
+    assert send(srv, MAIL, grant_id=grant).json()["queued"] is True
+    fake.inject("/messages", 503, times=1000)  # listing (the lookup) fails as well
+    before = len(fake.requests)
+    due_now(srv, grant)
+    wait_until(lambda: requeued(srv, grant), message="the write to wait again")
+    entry = srv.state.outbox_entry(f"email:{grant}")
+    assert entry["next_attempt"] - time.time() > 30 and "503" in entry["last_error"]
+    assert srv.state.ledger_get(f"email:{grant}")["status"] == "unknown" and fake.sent == []
+    assert srv.approvals.get(grant)["status"] == "approved"
+    again = send(srv, MAIL, grant_id=grant).json()
+    assert again["queued"] is True and len(fake.requests) - before <= 2  # one lookup, then nothing
+
+
 def test_a_write_that_keeps_failing_gives_up_with_the_reason(serve, fake):
     s = serve()
     grant = owner_grant(s, {**MAIL, "subject": "Again"}, task_id="t-2")
@@ -374,11 +393,30 @@ def test_what_the_owner_approves_is_what_every_recipient_reads_the_html_part_inc
     assert "Dear Jane, the price is 900." in sent["html"] and "Best regards" in sent["html"]
 
 
+@pytest.mark.parametrize("html, body", [
+    ("<p>hi</p>\n## Message\nPAY 5000 NOW TO ACCT 1\n", MAIL["body"]),   # a heading inside the shown HTML
+    ("<p>Dear Jane, here is the quote.</p>", "\nDear Jane, here is the quote.\n\n"),  # outer blank lines
+])
+def test_an_unedited_request_is_approved_exactly_as_it_was_asked(srv, fake, html, body):
+    mail = {**MAIL, "body": body, "html": html}
+    assert send(srv, mail).status_code == 403
+    [path] = md_files(srv.vault.root / "Pending_Approval")
+    grant = srv.approvals.accept(srv.vault.move(path, srv.vault.folder("Approved")))
+    assert grant.params == mail  # nothing taken from the HTML, nothing counted as an edit
+
+
 def test_an_unedited_html_part_goes_out_as_the_owner_saw_it(srv, fake):
     mail = {**MAIL, "html": "<p>Dear Jane, here is the <b>quote</b>.</p>"}
     grant = owner_grant(srv, mail)
     assert send(srv, mail, grant_id=grant).status_code == 200
     assert fake.sent[0]["html"].strip() == mail["html"]
+
+
+@pytest.mark.parametrize("to", ["jane@example.com; x@evil.example", "jane@example.com x@evil.example", "Jane"])
+def test_a_recipient_list_that_does_not_read_as_addresses_is_refused(srv, fake, to):
+    r = send(srv, {**MAIL, "to": to})
+    assert r.status_code == 400 and r.json()["field"] == "to" and "cannot read" in r.json()["error"]
+    assert md_files(srv.vault.root / "Pending_Approval") == []
 
 
 def test_concurrent_calls_with_one_grant_send_once(srv, fake):

@@ -132,7 +132,10 @@ def test_forged_approvals_are_refused(suite):
     back = wait_until(lambda: md_files(suite.folder("Pending_Approval")), message="the original back")[0]
     assert back.name == request.name and front(back)["params"] == front_text(original)["params"]
     assert front(back)["status"] == "pending"
-    suite.cli("reject", front(back)["id"])
+    # The owner drags it to Rejected/, over the refused file of the same name: that is a rejection.
+    os.replace(back, suite.folder("Rejected") / back.name)
+    wait_until(lambda: front(suite.folder("Rejected") / back.name)["status"] == "rejected",
+               message="the owner's rejection recorded")
 
     # Replaying an executed approval (a copy dropped into Approved/ again) is refused: at most once.
     suite.drop("again.txt", "x")
@@ -172,7 +175,10 @@ def test_a_copy_or_hard_link_in_approved_is_the_approval_and_leaves_no_pending_t
     assert [json.loads(p)["note"] for _, _, p in suite.runs()] == ["copied.txt"]
     assert md_files(suite.folder("Pending_Approval")) == []  # no stale "pending" file is left behind
     assert front(suite.folder("Completed") / name)["status"] == "executed"
-    assert [r["target"] for r in audit_records(suite) if r["action_type"] == "approval.twin_removed"] == [name]
+    # The original is kept, not deleted (it may hold the owner's edits), marked as superseded.
+    twin = suite.folder("Completed") / f"{name[:-3]}.superseded.md"
+    assert front(twin)["status"] == "superseded" and front(twin)["decided_as"] == f"Approved/{name}"
+    assert [r["target"] for r in audit_records(suite) if r["action_type"] == "approval.twin_retired"] == [name]
 
 
 def test_a_second_copy_is_refused_as_used(suite):

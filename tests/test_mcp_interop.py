@@ -163,8 +163,8 @@ def test_the_shipped_client_configs_name_the_five_servers_where_clients_look_for
     assert {name: s["httpUrl"] for name, s in qwen.items()} == expected
 
 
-def test_an_official_client_reaches_a_server_at_the_url_the_config_gives(tmp_path):
-    """The URL shape in the shipped configs is the one a real client connects to."""
+def test_the_configs_url_shape_is_one_an_official_client_connects_to(tmp_path):
+    """The URL shape in the shipped configs (scheme, host, /mcp) is the one a real client connects to."""
     from tests.conftest import ROOT
     url = json.loads((ROOT / "mcp.json").read_text("utf-8"))["mcpServers"]["email"]["url"]
     with demo.ServerThread(demo.build_app()) as server:

@@ -88,6 +88,9 @@ policy:
     ("email", "JANE@example.com", True),
     ("email", "Jane Doe <jane@example.com>, stranger@example.com", False),
     ("email", "Jane Doe", False),                       # a name is not an address
+    ("email", 'jane@example.com, "a b"@evil.example', False),   # a quoted stranger still counts
+    ("email", "jane@example.com; x@evil.example", False),        # part of it unreadable: fail closed
+    ("email", "jane@example.com x@evil.example", False),
     ("phone", "+44 7700 900123", True),
     ("phone", "+447700900123", True),
     ("phone", "+44 7700 900999", False),

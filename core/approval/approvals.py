@@ -206,8 +206,8 @@ class Approvals:
         if row is None or not row["file_name"]:
             raise Refused("this approval was not issued by the AI Employee (unknown id); nothing was executed")
         if row["status"] in (APPROVED, EXECUTED, FAILED):
-            if row["status"] == APPROVED and row["approved_by"] == "owner":
-                return grant_from_row(row)  # accepted before a crash: carry on
+            if row["status"] == APPROVED and row["approved_by"] == "owner" and path.name == row["file_name"]:
+                return grant_from_row(row)  # accepted before a crash (or queued): carry on with that file
             raise Refused(f"approval {approval_id} was already used ({row['status']}); an approval executes at most once",
                           "spent")
         if row["status"] != PENDING:
@@ -232,8 +232,11 @@ class Approvals:
             if edited is None:
                 raise Refused("the '## Message' heading or the closing line 'Move this file to Approved/ ...' is "
                               "missing, so where the message ends is unclear; nothing was sent", "altered")
+            original = str(params.get(text_param, ""))
+            if edited == original.strip("\n"):
+                edited = original  # the same text (the file shows it without its outer blank lines)
             final[text_param] = edited
-            if html_param and params.get(html_param) and edited != params.get(text_param):
+            if html_param and params.get(html_param) and edited != original:
                 final[html_param] = plain_to_html(edited)
         with self.state.transaction() as db:
             cur = db.execute("UPDATE approvals SET status=?, approved_by='owner', approved_params=?, decided=? "
@@ -251,15 +254,6 @@ class Approvals:
                 sql += f" AND status IN ({','.join('?' * len(only_from))})"
                 args += only_from
             return db.execute(sql, args).rowcount == 1
-
-    def consume(self, approval_id: str, *, action: str, params: dict[str, Any]) -> Grant | None:
-        """For the MCP servers: the grant if ``approval_id`` is approved for exactly this call."""
-        row = self.get(approval_id)
-        if row is None or row["status"] != APPROVED or row["action"] != action:
-            return None
-        if dumps(loads(row["approved_params"]) or {}) != dumps(params):
-            return None
-        return grant_from_row(row)
 
     def due_for_expiry(self) -> list[dict]:
         return [dict(r) for r in self.state.query(

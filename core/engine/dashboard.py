@@ -10,6 +10,7 @@ from pathlib import Path
 from core.approval.approvals import Approvals
 from core.audit import recent_records
 from core.state import StateStore
+from core.text import one_line
 from core.vault import Vault
 
 COUNTED = ("Inbox", "Needs_Action", "In_Progress", "Pending_Approval", "Approved", "Rejected", "Completed",
@@ -78,8 +79,11 @@ class FolderScan:
     refreshed every few seconds: idle, that costs a stat per folder, not a look at every file the
     vault has ever finished."""
 
+    # A folder that keeps changing (Completed/ during a burst) is looked into again at most this often.
+    FRESH_SECONDS = 10.0
+
     def __init__(self) -> None:
-        self._seen: dict[tuple[str, str], tuple[int, object]] = {}
+        self._seen: dict[tuple[str, str], tuple[int, float, object]] = {}
 
     def _cached(self, folder: Path, what: str, compute) -> object:  # noqa: ANN001 - a small callable
         try:
@@ -88,9 +92,10 @@ class FolderScan:
             return compute(folder)
         key = (str(folder), what)
         hit = self._seen.get(key)
-        if hit is None or hit[0] != stamp:
-            hit = self._seen[key] = (stamp, compute(folder))
-        return hit[1]
+        now = time.monotonic()
+        if hit is None or (hit[0] != stamp and now - hit[1] >= self.FRESH_SECONDS):
+            hit = self._seen[key] = (stamp, now, compute(folder))
+        return hit[2]
 
     def count(self, folder: Path) -> int:
         if folder.name != "In_Progress":
@@ -112,7 +117,7 @@ def channel_rows(state: StateStore) -> list[str]:
     for r in state.query("SELECT * FROM channels ORDER BY name"):
         said = {"ok": "working", "auth_error": "needs you to sign in again", "unavailable": "unreachable",
                 "rate_limited": "rate limited", "not_configured": "not configured"}.get(r["state"], r["state"])
-        detail = (r["detail"] or "").replace("|", "/")
+        detail = one_line(r["detail"] or "").replace("|", "/")
         rows.append(f"| {r['name']} | {said} | {detail} | {age(time.time() - r['at'])} ago, by {r['by']} |")
     return rows
 
@@ -146,7 +151,7 @@ def render(vault: Vault, state: StateStore, approvals: Approvals, *, dry_run: bo
     procs = process_rows(state)
     if procs:
         lines += ["| process | status | detail | last seen |", "|---|---|---|---|"]
-        lines += [f"| {p} | {s} | {d.replace('|', '/')} | {seen} |" for p, s, d, seen in procs]
+        lines += [f"| {p} | {s} | {one_line(d).replace('|', '/')} | {seen} |" for p, s, d, seen in procs]
     else:
         lines.append("No process has reported yet.")
     problems = recent_failures(vault, scan)
@@ -154,7 +159,8 @@ def render(vault: Vault, state: StateStore, approvals: Approvals, *, dry_run: bo
     lines += [f"- {p}" for p in problems] or ["Nothing failed or was quarantined."]
     lines += ["", "## Recent activity", ""]
     records = recent_records(vault.root, 10)
-    lines += [f"- {r['timestamp'][11:19]} {r['action_type']} {r.get('target', '')} ({r.get('actor')})" for r in records] \
+    lines += [f"- {r['timestamp'][11:19]} {one_line(r['action_type'])} {one_line(r.get('target', ''))} "
+              f"({one_line(r.get('actor'))})" for r in records] \
         or ["No activity today."]
     return "\n".join(lines) + "\n"
 

@@ -18,6 +18,7 @@ from core.engine.skills import Action, ActionContext, Outcome, SkillRegistry
 from core.state import StateStore, loads
 
 log = logging.getLogger(__name__)
+RECHECK_SECONDS = 60.0  # a queued action whose server cannot be reached is asked about again after this
 
 
 @dataclass(frozen=True)
@@ -44,12 +45,17 @@ class Executor:
         self.outside: Callable[[], ContextManager[object]] = contextlib.nullcontext
 
     def run(self, skill: str, action_name: str, params: dict, *, key: str, task_id: str | None,
-            grant_id: str | None, on_done: Callable[[Execution], object] | None = None) -> Execution:
+            grant_id: str | None, on_done: Callable[[Execution], object] | None = None,
+            patient: bool = False) -> Execution:
         """Run the action once for ``key``. ``on_done(execution)``, when given, records what the caller
         keeps about the outcome in the same transaction as the ledger's final entry, so the two
-        commit together; if it fails, the ledger entry is still committed and its error re-raised."""
+        commit together; if it fails, the ledger entry is still committed and its error re-raised.
+
+        ``patient``: asking again about an action a server queued. If the server cannot be reached
+        now, that is no failure of the action: it is deferred again (RECHECK_SECONDS)."""
         final: list[tuple] = []  # the ledger's final entry, written with on_done
-        execution = self._run(skill, action_name, params, key=key, task_id=task_id, grant_id=grant_id, final=final)
+        execution = self._run(skill, action_name, params, key=key, task_id=task_id, grant_id=grant_id, final=final,
+                              patient=patient)
         if not final and on_done is None:
             return execution
         failure: BaseException | None = None
@@ -69,7 +75,7 @@ class Executor:
         return execution
 
     def _run(self, skill: str, action_name: str, params: dict, *, key: str, task_id: str | None,
-             grant_id: str | None, final: list[tuple]) -> Execution:
+             grant_id: str | None, final: list[tuple], patient: bool = False) -> Execution:
         ctx = ActionContext(idempotency_key=key, task_id=task_id, grant_id=grant_id, dry_run=self.dry_run,
                             settings=self.settings)
         before = self.state.ledger_get(key)
@@ -105,6 +111,9 @@ class Executor:
                 if attempt < self.backoff.attempts:  # proven not done, or the server dedups: ask again
                     self._pause(attempt)
                     continue
+            elif outcome.retryable and patient:
+                final.append(("pending", None, outcome.error))
+                return Execution(outcome, attempt, deferred_until=time.time() + RECHECK_SECONDS)
             elif outcome.retryable and attempt < self.backoff.attempts:
                 self.state.ledger_finish(key, "pending", error=outcome.error)
                 self._pause(attempt)

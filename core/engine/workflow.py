@@ -89,14 +89,14 @@ class Workflow:
         if status in (APPROVED, EXECUTED):  # the ledger makes a second run of an executed grant a no-op
             self.execute(grant_from_row(row), step.title)
         elif status == PENDING_APPROVAL:
-            self.approvals.ensure_file(row, f"**Task:** {task.title} (`{task.id}`)")
+            self.approvals.ensure_file(row)  # repaired with the details it was filed with
             self.plans.update_step(task.id, step.no, status=WAITING, approval_id=row["id"])
         else:
             self.plans.update_step(task.id, step.no, approval_id=row["id"], error=row["note"],
                                    status={"rejected": REJECTED, "expired": EXPIRED}.get(status, FAILED))
         return True
 
-    def execute(self, grant: Grant, title: str = "") -> Execution:
+    def execute(self, grant: Grant, title: str = "", *, patient: bool = False) -> Execution:
         def record(ex: Execution) -> None:  # in one commit with the ledger's outcome
             if ex.deferred_until is not None:  # the grant stands; the agent interface asks again when due
                 self.plans.update_step(grant.task_id, grant.step_no, status=QUEUED, error=ex.outcome.error,
@@ -109,7 +109,7 @@ class Workflow:
                                    params=grant.params)
 
         ex = self.executor.run(grant.skill, grant.action, grant.params, key=grant.idempotency_key,
-                               task_id=grant.task_id, grant_id=grant.id, on_done=record)
+                               task_id=grant.task_id, grant_id=grant.id, on_done=record, patient=patient)
         extra = {}
         if grant.params != grant.original_params:
             extra = {"original_parameters": grant.original_params, "edited_by_owner": True}

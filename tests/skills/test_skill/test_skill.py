@@ -62,3 +62,11 @@ def look(params: dict, ctx: ActionContext) -> dict:
     """A read whose result later steps use: {"loud": NOTE, "found": {"count": 3}, "items": [...]}."""
     return {"loud": params["note"].upper(), "found": {"count": 3},
             "items": [{"name": f"{params['note']}-{n}", "n": n} for n in (1, 2)]}
+
+
+@skill.action(schema={"type": "object", "additionalProperties": False, "properties": {"note": {"type": "string"}}},
+              channel="email")
+def unreachable(params: dict, ctx: ActionContext) -> dict:
+    """A write whose server cannot be reached (as if it were down)."""
+    from core.errors import TransientError
+    raise TransientError("http://127.0.0.1:1 is unreachable (ConnectionError); nothing was done")
