@@ -48,11 +48,19 @@ CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL, payload TEXT NOT NULL,
     attempts INTEGER NOT NULL DEFAULT 0, next_attempt REAL NOT NULL, last_error TEXT,
     created REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS cache (
+    key TEXT PRIMARY KEY, value TEXT NOT NULL, as_of REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS channels (
     name TEXT PRIMARY KEY, state TEXT NOT NULL, detail TEXT, by TEXT, at REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS health (
     process TEXT PRIMARY KEY, status TEXT NOT NULL, detail TEXT, pid INTEGER,
     heartbeat REAL NOT NULL, last_error TEXT, last_error_at REAL);
+CREATE TABLE IF NOT EXISTS bank_transactions (
+    key TEXT PRIMARY KEY, date TEXT NOT NULL, amount TEXT NOT NULL, currency TEXT NOT NULL,
+    description TEXT NOT NULL, counterparty TEXT NOT NULL, reference TEXT NOT NULL, account TEXT NOT NULL,
+    balance TEXT, bank_id TEXT, source TEXT NOT NULL, source_row INTEGER NOT NULL,
+    occurrence INTEGER NOT NULL DEFAULT 0, imported_at REAL NOT NULL);
+CREATE INDEX IF NOT EXISTS bank_transactions_by_date ON bank_transactions (date);
 """
 
 # Columns added after a table first shipped: an existing database gets them at the next start.
@@ -75,6 +83,22 @@ CHANNEL_STATES = ("ok", "auth_error", "unavailable", "rate_limited", "not_config
 
 def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
+
+
+def canonical(value: Any) -> str:
+    """One JSON spelling per value (sorted keys; 150.0 written as 150), so "exactly these parameters"
+    is a string compare, whichever side typed a whole number as a float."""
+    return dumps(_whole_numbers(value))
+
+
+def _whole_numbers(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_whole_numbers(v) for v in value]
+    return value
 
 
 def loads(text: str | None) -> Any:
@@ -323,6 +347,24 @@ class StateStore:
         with self.transaction() as db:
             db.execute("UPDATE outbox SET attempts=attempts+1, next_attempt=?, last_error=? WHERE id=?",
                        (time.time() + delay, error, item_id))
+
+    # -- cache ----------------------------------------------------------------------------------------
+    def cache_put(self, key: str, value: Any) -> float:
+        """Keep the latest answer under ``key`` (what a read served, what a section shows); returns its time."""
+        now = time.time()
+        with self.transaction() as db:
+            db.execute("INSERT INTO cache(key, value, as_of) VALUES(?,?,?) ON CONFLICT(key) DO UPDATE SET "
+                       "value=excluded.value, as_of=excluded.as_of", (key, dumps(value), now))
+        return now
+
+    def cache_get(self, key: str) -> tuple[Any, float] | None:
+        rows = self.query("SELECT value, as_of FROM cache WHERE key=?", (key,))
+        return (loads(rows[0]["value"]), rows[0]["as_of"]) if rows else None
+
+    def cache_prefixed(self, prefix: str) -> list[tuple[str, Any, float]]:
+        rows = self.query("SELECT key, value, as_of FROM cache WHERE key >= ? AND key < ? ORDER BY key",
+                          (prefix, prefix + "\uffff"))
+        return [(r["key"], loads(r["value"]), r["as_of"]) for r in rows]
 
     # -- channels ---------------------------------------------------------------------------------
     def set_channel(self, name: str, state: str, detail: str = "", *, by: str = "") -> None:

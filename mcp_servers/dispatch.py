@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import time
 from collections.abc import Awaitable, Mapping
 from typing import Any
 
@@ -14,9 +15,10 @@ import pydantic
 from aiohttp import web
 from pydantic_core import to_jsonable_python
 
-from core.errors import AIEmployeeError, ValidationError
-from mcp_servers.tools import (AUDIT_KEY, CALL_FIELDS, CHANNEL_KEY, CONFIG_KEY, GATE_KEY, LEDGER_KEY, READY_KEY,
-                               RESOURCES_KEY, Grant, Tool, ToolContext)
+from core.state import canonical
+from core.errors import AIEmployeeError, TransientError, ValidationError
+from mcp_servers.tools import (AUDIT_KEY, CACHE_KEY, CALL_FIELDS, CHANNEL_KEY, CONFIG_KEY, GATE_KEY, LEDGER_KEY,
+                               READY_KEY, RESOURCES_KEY, Grant, Tool, ToolContext)
 
 log = logging.getLogger("mcp_servers")
 
@@ -44,6 +46,8 @@ async def execute(app: web.Application, tool: Tool, arguments: Any, *, request_i
     if tool.write_action is None:
         ctx = ToolContext(config=config, request_id=request_id, app=app, dry_run=config.dry_run,
                           resources=app.get(RESOURCES_KEY))
+        if tool.cached and app.get(CACHE_KEY) is not None:
+            return await _cached_read(app, tool, ctx, args)
         return to_jsonable_python(await channel_call(app, tool, tool.handler(ctx, args)))
     params = write_params(args)
     task_id = getattr(args, "task_id", None)
@@ -53,6 +57,27 @@ async def execute(app: web.Application, tool: Tool, arguments: Any, *, request_i
     grant = await asyncio.to_thread(gate.authorize, service=config.service, action=tool.write_action,
                                     params=params, grant_id=getattr(args, "grant_id", None), task_id=task_id)
     return await perform_write(app, tool, args, grant, task_id=task_id, request_id=request_id)
+
+
+async def _cached_read(app: web.Application, tool: Tool, ctx: ToolContext, args: pydantic.BaseModel) -> Any:
+    """A read whose last answer is kept: while the channel is down it is served marked stale, with
+    the time it was read (DESIGN §8: cache locally, sync when it returns). Every answer says when."""
+    store = app[CACHE_KEY]
+    key = f"{ctx.config.service}:{tool.name}:{canonical(args.model_dump(mode='json', exclude_none=True))}"
+    try:
+        data = to_jsonable_python(await channel_call(app, tool, tool.handler(ctx, args)))
+    except TransientError:
+        hit = await asyncio.to_thread(store.cache_get, key)
+        if hit is None:
+            raise
+        value, at = hit
+        return {**value, "stale": True, "as_of": _iso(at)}
+    at = await asyncio.to_thread(store.cache_put, key, data)
+    return {**data, "as_of": _iso(at)} if isinstance(data, dict) else data
+
+
+def _iso(at: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
 
 
 def write_params(args: pydantic.BaseModel) -> dict:

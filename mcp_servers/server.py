@@ -26,14 +26,14 @@ from core.audit import AuditLog
 from core.channels import ChannelReport
 from core.config import Settings
 from core.daemon import Daemon
-from core.errors import ConfigError, NotConfiguredError, TransientError
+from core.errors import AIEmployeeError, ConfigError, NotConfiguredError, TransientError
 from core.state import StateStore, loads
 from core.vault import Vault
 from mcp_servers.base import create_app, run
 from mcp_servers.dispatch import perform_write, validate
 from mcp_servers.ledger import RetryPolicy, WriteLedger
-from mcp_servers.tools import (CHANNEL_KEY, GATE_KEY, LEDGER_KEY, READY_KEY, RESOURCES_KEY, TOOLS_KEY, ServerConfig,
-                               Tool)
+from mcp_servers.tools import (CACHE_KEY, CHANNEL_KEY, GATE_KEY, LEDGER_KEY, READY_KEY, RESOURCES_KEY, TOOLS_KEY,
+                               ServerConfig, Tool)
 
 log = logging.getLogger("mcp_servers")
 HEARTBEAT_SECONDS = 2.0
@@ -62,6 +62,11 @@ class Vertical:
     setup_hint: str                               # what the owner does to configure it
     probe: Callable[[Any], object] | None = None  # a cheap real call (sync) that proves the channel works
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # Background work every refresh_seconds while configured (sync, in a thread): e.g. the figures the
+    # Dashboard shows, kept fresh in the state store. Its failures are reported like any call's.
+    refresh: Callable[[Any, Deps], object] | None = None
+    refresh_seconds: float = 600.0
+    describe: Callable[[Any], dict] | None = None  # what /health adds about the channel (version, transport)
 
     @property
     def actor(self) -> str:
@@ -123,6 +128,8 @@ class Pulse:
             channel = {"status": "healthy" if state == "ok" else "degraded", "state": state,
                        "detail": self.channel["detail"] or "the last call succeeded",
                        "as_of": _iso(self.channel["at"]), "seen_by": self.channel["by"]}
+        if v.describe is not None and self.configured():
+            channel.update(v.describe(self.resources))
         if self.daemon.store_error or self.beat_at is None or time.monotonic() - self.beat_at > 3 * HEARTBEAT_SECONDS:
             store = {"status": "degraded", "detail": self.daemon.store_error or "no recent heartbeat"}
         else:
@@ -146,7 +153,8 @@ def build_app(settings: Settings, vertical: Vertical, **overrides: Any) -> web.A
     vault.ensure_layout()
     state = StateStore(settings.state_db)
     audit = AuditLog(vault.root, vertical.actor)
-    resources = vertical.connect(Deps(settings, vault, state, audit), **overrides)
+    deps = Deps(settings, vault, state, audit)
+    resources = vertical.connect(deps, **overrides)
 
     def ready() -> None:
         if not vertical.configured(resources):
@@ -160,8 +168,9 @@ def build_app(settings: Settings, vertical: Vertical, **overrides: Any) -> web.A
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         app[RESOURCES_KEY], app[READY_KEY], app[CHANNEL_KEY] = resources, ready, report
         app[LEDGER_KEY] = WriteLedger(state, vertical.service, actor=vertical.actor, policy=vertical.retry)
+        app[CACHE_KEY] = state
         await asyncio.to_thread(pulse.beat)
-        tasks = [asyncio.create_task(_heartbeat(pulse)),
+        tasks = [asyncio.create_task(_heartbeat(pulse)), asyncio.create_task(_refresher(vertical, pulse, deps)),
                  asyncio.create_task(_outbox_worker(app, vertical, state, pulse))]
         yield
         for task in tasks:
@@ -173,6 +182,22 @@ def build_app(settings: Settings, vertical: Vertical, **overrides: Any) -> web.A
     config = ServerConfig.from_settings(settings, vertical.service, vertical.version)
     return create_app(config, vertical.tools, gate=gate, audit=audit, health_checks=pulse.checks,
                       cleanup_ctx=[lifecycle])
+
+
+async def _refresher(vertical: Vertical, pulse: Pulse, deps: Deps) -> None:
+    """The vertical's background work (refresh), every refresh_seconds while configured."""
+    if vertical.refresh is None:
+        return
+    while True:
+        if pulse.configured():
+            try:
+                await asyncio.to_thread(vertical.refresh, pulse.resources, deps)
+                await asyncio.to_thread(pulse.report.record, None)
+            except Exception as err:  # noqa: BLE001 - reported as the channel's outcome; tried again later
+                await asyncio.to_thread(pulse.report.record, err)
+                if not isinstance(err, AIEmployeeError):
+                    log.exception("refresh failed")
+        await asyncio.sleep(vertical.refresh_seconds)
 
 
 async def _heartbeat(pulse: Pulse) -> None:

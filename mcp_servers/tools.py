@@ -111,6 +111,7 @@ class Tool:
     target_param: str | None = None  # the param naming what a write touches (audit "target")
     summary: Callable[[dict], str] | None = None  # one line for a dry run: "send an email to ..."
     reconcile: Reconciler | None = None  # writes: how to tell whether an interrupted attempt happened
+    cached: bool = False  # reads: the last answer is kept, and served marked stale while the channel is down
 
     def __post_init__(self) -> None:
         problems = []
@@ -182,4 +183,5 @@ RESOURCES_KEY: web.AppKey[Any] = web.AppKey("resources")
 READY_KEY: web.AppKey[Callable[[], None]] = web.AppKey("ready")  # raises NotConfiguredError until configured
 LEDGER_KEY: web.AppKey[Any] = web.AppKey("write_ledger")
 CHANNEL_KEY: web.AppKey[Any] = web.AppKey("channel_report")
+CACHE_KEY: web.AppKey[Any] = web.AppKey("read_cache")  # the state store, for tools declared cached
 REQUEST_ID_KEY = web.RequestKey("request_id", str)

@@ -18,7 +18,7 @@ from typing import Any
 
 from core.approval.policy import PolicySource
 from core.documents import APPROVAL_FOOTER_PREFIX, Document, DocumentError, fence, iso, section, utcnow
-from core.state import StateStore, dumps, loads
+from core.state import StateStore, canonical, dumps, loads
 from core.vault import Vault, slug
 
 FOOTER = f"{APPROVAL_FOOTER_PREFIX} to approve, or to Rejected/ to reject."
@@ -108,7 +108,7 @@ class Approvals:
         name = f"{action.upper()}_{slug(subject, 30)}_{approval_id}.md"
         now = time.time()
         row = dict(self._record_once(
-            id=approval_id, task_id=task_id, step_no=step_no, skill=skill, action=action, params=dumps(params),
+            id=approval_id, task_id=task_id, step_no=step_no, skill=skill, action=action, params=canonical(params),
             text_param=text_param, html_param=html_param if text_param else None, risk=risk, reason=reason,
             details=details or None, file_name=name, status=PENDING, created=now, expires=now + ttl * 3600 if ttl > 0 else None))
         self.ensure_file(row, details)
@@ -141,9 +141,9 @@ class Approvals:
         """Record a grant approved by a handbook rule (no file: nobody needs to look at it)."""
         now = time.time()
         return grant_from_row(self._record_once(
-            id=new_approval_id(), task_id=task_id, step_no=step_no, skill=skill, action=action, params=dumps(params),
+            id=new_approval_id(), task_id=task_id, step_no=step_no, skill=skill, action=action, params=canonical(params),
             risk="low", reason=f"rule {rule}", file_name="", status=APPROVED, created=now,
-            approved_by=f"policy:{rule}", approved_params=dumps(params), decided=now))
+            approved_by=f"policy:{rule}", approved_params=canonical(params), decided=now))
 
     def _record_once(self, **columns: Any) -> sqlite3.Row:
         """Insert the approval of a (task, step) unless one exists; the row that stands either way."""
@@ -223,7 +223,7 @@ class Approvals:
         params = loads(row["params"])
         text_param, html_param = row["text_param"], row["html_param"]
         fixed = {k: v for k, v in params.items() if k not in (text_param, html_param)}
-        if dumps(doc.meta.get("params") or {}) != dumps(fixed):
+        if canonical(doc.meta.get("params") or {}) != canonical(fixed):
             raise Refused("the parameters were changed after the request was issued; only the message may be edited. "
                           "Reject this request and ask again if the recipient or amounts must change", "altered")
         final = dict(params)

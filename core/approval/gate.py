@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 from core.approval.approvals import APPROVED, EXECUTED, PENDING, Approvals, Grant, grant_from_row
 from core.audit import AuditLog
 from core.errors import ApprovalRequiredError, ConfigError
-from core.state import StateStore, dumps, loads
+from core.state import StateStore, canonical, dumps, loads
 
 REASON = "requested by an MCP client; needs your approval"
 TASK_ID = re.compile(r"[0-9]{8}T[0-9]{6}Z-[a-z0-9_]+-[0-9a-f]{10}")
@@ -35,11 +35,6 @@ class SkillBinding:
 def ledger_key(service: str, grant_key: str) -> str:
     """The ledger row a server keeps for one grant's write: the one replay key convention."""
     return f"{service}:{grant_key}"
-
-
-def canonical(params: Any) -> str:
-    """One JSON spelling per value (sorted keys), so "exactly these parameters" is a string compare."""
-    return dumps(params)
 
 
 class StateApprovalGate:

@@ -143,6 +143,13 @@ def render(vault: Vault, state: StateStore, approvals: Approvals, *, dry_run: bo
         lines += ["", "Move a file from `Pending_Approval/` to `Approved/` to approve it, or to `Rejected/` to reject it."]
     lines += ["", "## Work", "", "| folder | files |", "|---|---|"]
     lines += [f"| {name} | {scan.count(vault.root / name)} |" for name in COUNTED]
+    for _, section, as_of in state.cache_prefixed("dashboard:"):  # sections the verticals keep up to date
+        if isinstance(section, dict) and section.get("lines"):
+            lines += ["", f"## {one_line(section.get('title') or 'Section')}", ""]
+            lines += [one_line(line) if not str(line).startswith("  ") else "  " + one_line(line)
+                      for line in section["lines"]]
+            lines += ["", f"_Figures as of {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(as_of))} "
+                          f"({age(now - as_of)} ago)._"]
     channels = channel_rows(state)
     if channels:
         lines += ["", "## Channels", "", "| channel | state | detail | last real outcome |", "|---|---|---|---|"]
