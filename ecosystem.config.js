@@ -21,6 +21,7 @@ const APPS = [
   ['reasoning-loop', ['reasoning_loop.py']],
   ['agent-interface', ['agent_interface.py', 'run']],
   ['mcp-email', ['-m', 'mcp_servers.email_server']],
+  ['mcp-odoo', ['-m', 'odoo_integration.mcp_server']],
   ['watcher-gmail', ['-m', 'watchers.gmail_watcher']],
 ];
 

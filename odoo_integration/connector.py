@@ -48,6 +48,7 @@ class OdooConnector:
         self._version: ServerVersion | None = None
         self._transport: Transport | None = None
         self._company: dict[str, Any] | None = None
+        self._companies: list[dict[str, Any]] | None = None
 
     def close(self) -> None:
         if self._owns_session:
@@ -190,11 +191,14 @@ class OdooConnector:
         return rows[0] if rows else None
 
     def register_payment(self, invoice_id: int, amount: float, *, date: str | Date | None = None,
-                         journal_id: int | None = None) -> dict[str, Any]:
+                         journal_id: int | None = None, memo: str | None = None) -> dict[str, Any]:
         """Pay an invoice through the ``account.payment.register`` wizard, as the Register Payment button does.
-        Irreversible and never retried here: on OdooConnectionError the payment may exist."""
+        Irreversible and never retried here: on OdooConnectionError the payment may exist; a unique ``memo``
+        lets ``find_payment_by_memo`` tell."""
         context = {"active_model": "account.move", "active_ids": [invoice_id]}
         values: dict[str, Any] = {"amount": amount}
+        if memo:
+            values["communication"] = memo
         if date:
             values["payment_date"] = date.isoformat() if isinstance(date, Date) else str(date)
         if journal_id:
@@ -210,20 +214,30 @@ class OdooConnector:
         return {"payment_id": payment_id, "payment_state": move["payment_state"],
                 "amount_residual": move["amount_residual"]}
 
+    def find_payment_by_memo(self, memo: str) -> dict[str, Any] | None:
+        """The payment registered with this unique memo (``memo`` on Odoo 18+, ``ref`` before)."""
+        field = "memo" if self.server_version().major >= 18 else "ref"
+        rows = self.search_read("account.payment", [(field, "=", memo)], ["amount", "state", "partner_id", "date"],
+                                order="id", limit=1)
+        return rows[0] if rows else None
+
     def companies(self) -> list[dict[str, Any]]:
-        """The companies the user can see: the scope of every search (Odoo's RPC default is all of them)."""
-        rows = self.search_read("res.company", [], ["name", "currency_id"])
-        return [{"id": r["id"], "name": r["name"], "currency_id": _m2o_id(r["currency_id"]),
-                 "currency": _m2o_name(r["currency_id"])} for r in rows]
+        """The companies the user can see: the scope of every search (Odoo's RPC default is all of them).
+        Cached: they do not change while the suite runs."""
+        if self._companies is None:
+            rows = self.search_read("res.company", [], ["name", "currency_id"])
+            self._companies = [{"id": r["id"], "name": r["name"], "currency_id": m2o_id(r["currency_id"]),
+                                "currency": m2o_name(r["currency_id"])} for r in rows]
+        return [dict(c) for c in self._companies]
 
     def company_currency(self) -> dict[str, Any]:
         """The user's main company and its currency (what ``*_signed`` amounts of that company are in). Cached."""
         if self._company is None:
             [user] = self.read("res.users", [self._uid()], ["company_id"])
-            [company] = self.read("res.company", [_m2o_id(user["company_id"])], ["name", "currency_id"])
+            [company] = self.read("res.company", [m2o_id(user["company_id"])], ["name", "currency_id"])
             self._company = {"company_id": company["id"], "company": company["name"],
-                             "currency_id": _m2o_id(company["currency_id"]),
-                             "currency": _m2o_name(company["currency_id"])}
+                             "currency_id": m2o_id(company["currency_id"]),
+                             "currency": m2o_name(company["currency_id"])}
         return dict(self._company)
 
 
@@ -248,9 +262,9 @@ def _payment_of(action: Any) -> int | None:
     return None
 
 
-def _m2o_id(value: Any) -> int | None:
+def m2o_id(value: Any) -> int | None:
     return int(value[0]) if isinstance(value, (list, tuple)) and value else None
 
 
-def _m2o_name(value: Any) -> str | None:
+def m2o_name(value: Any) -> str | None:
     return str(value[1]) if isinstance(value, (list, tuple)) and len(value) > 1 else None

@@ -25,9 +25,10 @@ PROCESSES = {
     "agent": ["agent_interface.py", "run"],
     "email": ["-m", "mcp_servers.email_server"],
     "gmail": ["-m", "watchers.gmail_watcher"],
+    "odoo": ["-m", "odoo_integration.mcp_server"],
 }
 HEALTH_NAMES = {"watcher": "watcher-files", "loop": "reasoning-loop", "agent": "agent-interface",
-                "email": "mcp-email", "gmail": "watcher-gmail"}
+                "email": "mcp-email", "gmail": "watcher-gmail", "odoo": "mcp-odoo"}
 # What start_all() starts: the file pipeline. Channel processes need their fakes and ports first.
 PIPELINE = ("watcher", "loop", "agent")
 
@@ -181,7 +182,7 @@ def make_env(tmp: Path, handbook: str = DEFAULT_HANDBOOK, **overrides: str) -> d
     if not skills.exists():
         shutil.copytree(TEST_SKILLS / "test_skill", skills / "test_skill")
         shutil.copytree(ROOT / ".qwen" / "skills" / "vault_skill", skills / "vault_skill")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "STATE_", "LLM_", "GMAIL_", "MCP_"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "STATE_", "LLM_", "GMAIL_", "MCP_", "ODOO_"))}
     env.update({
         "VAULT_PATH": str(vault), "SKILLS_DIR": str(skills), "TEST_COUNTER_DB": str(tmp / "counter.db"),
         "RESCAN_SECONDS": "0.3", "DRY_RUN": "true", "LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1",

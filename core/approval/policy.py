@@ -174,8 +174,10 @@ def _check_planning_rule(rule: Any, where: str) -> None:
     for j, step in enumerate(steps):
         if not isinstance(step, dict) or not isinstance(step.get("skill"), str) or not isinstance(step.get("action"), str):
             raise PolicyError(f"{where}.steps[{j}] must be a mapping with 'skill' and 'action'")
-        if not isinstance(step.get("params") or {}, dict):
-            raise PolicyError(f"{where}.steps[{j}].params must be a mapping")
+        params = step.get("params") or {}
+        if not isinstance(params, dict) and not (isinstance(params, str) and re.fullmatch(r"\{step\d+[\w.-]*\}", params)):
+            raise PolicyError(f"{where}.steps[{j}].params must be a mapping, or one earlier step's result "
+                              "such as \"{step1.invoice}\"")
         for ref in re.findall(r"\{step(\d+)", str([step.get("params"), step.get("title"), step.get("for_each")])):
             if not 1 <= int(ref) <= j:
                 raise PolicyError(f"{where}.steps[{j}] uses {{step{ref}...}}: a step may use only the results of "
