@@ -271,3 +271,26 @@ def test_odoo_skills_checked_in_schemas_are_the_servers(books):
         assert schema["properties"] == {k: v for k, v in listed[name]["properties"].items()
                                         if k not in ("grant_id", "task_id")}, name
         assert schema.get("required") == listed[name].get("required")
+
+
+def test_a_revoked_api_key_pauses_the_channel_and_says_so(tmp_path):
+    fake = FakeOdoo(19, today=TODAY).start()
+    try:
+        env = {"VAULT_PATH": str(tmp_path / "vault"), "DRY_RUN": "false", "ODOO_MCP_PORT": "0", "ODOO_URL": fake.url,
+               "ODOO_DB": fake.db, "ODOO_API_KEY": fake.api_key}
+        with ServerThread(build_app(Settings.from_env(env), today=lambda: TODAY)) as server:
+            wait_until(lambda: requests.get(f"{server.url}/health", timeout=10).json()["checks"]["odoo"]
+                       .get("state") == "ok", message="the start-up probe")
+            fake.revoke_api_key()
+            r = requests.get(f"{server.url}/financial/monthly-revenue", timeout=10)
+            assert r.status_code == 502 and r.json()["error_code"] == "AUTH_ERROR"
+            assert fake.api_key not in r.text
+            health = wait_until(lambda: (h := requests.get(f"{server.url}/health", timeout=10).json())["status"]
+                                == "degraded" and h, message="health to say so")
+            assert health["checks"]["odoo"]["state"] == "auth_error"
+            before = fake.round_trips()
+            for _ in range(5):  # no storm: the connector waits out its backoff before asking Odoo again
+                requests.get(f"{server.url}/financial/monthly-revenue", timeout=10)
+            assert fake.round_trips() == before
+    finally:
+        fake.stop()
