@@ -146,3 +146,34 @@ def test_bank_exports_are_kept_once_and_their_payments_proposed_against_open_inv
     # 10 and 9 rows, 5 of them in both exports: 14 transactions, whichever was read first.
     assert counts["natwest_2026-01-01_2026-01-20.csv"] + counts["natwest_2026-01-14_2026-02-03.csv"] == 14
     assert counts["chase_checking_2026-01.ofx"] > 0
+
+
+OWN_BANK = """```yaml
+policy:
+  auto_approve: []
+bank_formats:
+  - name: credit_union
+    date: Posted
+    date_formats: ["%m/%d/%Y"]
+    amount: Amount
+    description: Memo
+    counterparty: Payee
+    default_currency: USD
+```
+"""
+
+
+def test_a_bank_the_owner_describes_in_the_handbook_is_read(tmp_path):
+    from core.config import Settings
+    from core.engine.skills import ActionContext, SkillRegistry
+    from core.vault import Vault
+    settings = Settings.from_env(make_env(tmp_path, handbook=OWN_BANK), load_dotenv_file=False)
+    vault = Vault(settings.vault_path)
+    vault.ensure_layout()
+    export = "Posted,Payee,Memo,Amount\n11/03/2026,Coffee Shop,Card 4521,-3.50\n11/04/2026,Landlord,Rent Nov,-900.00\n"
+    (vault.root / "Attachments" / "t__credit_union.csv").write_text(export, "utf-8")
+    registry = SkillRegistry().discover(ROOT / ".qwen" / "skills")
+    outcome = registry.invoke("odoo_skill", "import_bank_file", {"file": "Attachments/t__credit_union.csv"},
+                              ActionContext("k", "t", None, True, settings))
+    assert outcome.success, outcome.error
+    assert (outcome.data["preset"], outcome.data["new"], outcome.data["matches"]) == ("credit_union", 2, [])

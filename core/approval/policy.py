@@ -67,6 +67,7 @@ class Policy:
     quiet_hours: tuple[dt.time, dt.time] | None = None
     approval_ttl_hours: float | None = None
     planning_rules: tuple[dict, ...] = ()
+    bank_formats: tuple[dict, ...] = ()  # the owner's bank CSV column mappings (odoo_integration.bank_files)
 
     # -- decisions -------------------------------------------------------------------------------
     def decide(self, info: ActionInfo, params: dict[str, Any], *, now: dt.datetime | None = None,
@@ -150,6 +151,9 @@ def parse_policy(data: dict[str, Any]) -> Policy:
     for i, rule in enumerate(planning):
         _check_planning_rule(rule, f"planning[{i}]")
     ttl = section.get("approval_ttl_hours")
+    formats = data.get("bank_formats") or []
+    if not isinstance(formats, list) or not all(isinstance(f, dict) for f in formats):
+        raise PolicyError("'bank_formats' must be a list of column mappings (name, date, amount, ...)")
     return Policy(
         auto_approve=tuple(rules),
         payment_approval_over=float(thresholds.get("payment_approval_over", 50)),
@@ -158,6 +162,7 @@ def parse_policy(data: dict[str, Any]) -> Policy:
         quiet_hours=quiet_hours,
         approval_ttl_hours=float(ttl) if ttl is not None else None,
         planning_rules=tuple(planning),
+        bank_formats=tuple(formats),
     )
 
 
@@ -190,7 +195,7 @@ def policy_from_markdown(text: str) -> Policy:
             data = yaml.safe_load(match.group(1))
         except yaml.YAMLError as err:
             raise PolicyError(f"the YAML block in the handbook is invalid: {err}") from err
-        if isinstance(data, dict) and ("policy" in data or "planning" in data):
+        if isinstance(data, dict) and ("policy" in data or "planning" in data or "bank_formats" in data):
             return parse_policy(data)
     return Policy()
 

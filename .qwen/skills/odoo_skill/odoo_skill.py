@@ -10,6 +10,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+from core.approval.policy import PolicySource
 from core.engine.mcp_client import McpClient
 from core.engine.skills import ActionContext, Skill
 from core.errors import NotConfiguredError, NotFoundError, TransientError, ValidationError
@@ -101,7 +102,8 @@ def import_bank_file(params: dict, ctx: ActionContext) -> dict:
     path = vault.check_inside(vault.root / params["file"])
     if not path.is_file() or path.is_symlink():
         raise NotFoundError(f"{params['file']} is not a file in the vault")
-    parsed = parse_bank_file(path.read_bytes(), path.name.split("__", 1)[-1])
+    formats = PolicySource(vault.root / "Company_Handbook.md").current().bank_formats  # the owner's own banks
+    parsed = parse_bank_file(path.read_bytes(), path.name.split("__", 1)[-1], mapping=list(formats) or None)
     state = StateStore(ctx.settings.state_db)
     fresh = _not_stored(state, parsed.transactions)
     new, duplicates = store_transactions(state, parsed.transactions)
