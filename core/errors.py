@@ -77,6 +77,13 @@ class UpstreamError(AIEmployeeError):
         self.status = status
 
 
+class OutcomeUndeterminedError(UpstreamError):
+    """A server cannot tell whether a write it was asked to make happened, and will not guess by
+    doing it again (an irreversible one, or one it cannot look up): final, for the owner to check."""
+
+    outcome = "unknown"
+
+
 class NotFoundError(AIEmployeeError):
     code = "NOT_FOUND"
     http_status = 404
@@ -115,6 +122,8 @@ def error_for_code(code: str | None, message: str, *, retry_after: float | None 
         return RateLimitError(message, retry_after=retry_after)
     if code == "VALIDATION_ERROR":
         return ValidationError(message, field=field)
+    if code == "OUTCOME_UNKNOWN":
+        return OutcomeUndeterminedError(message)
     cls = _BY_CODE.get(code or "")
     if cls is None or cls is UpstreamError:
         return UpstreamError(message)

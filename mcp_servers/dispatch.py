@@ -144,7 +144,8 @@ async def _write_once(app: web.Application, tool: Tool, ctx: ToolContext, args: 
     assert ctx.grant is not None
     retry = {"tool": tool.name, "grant_id": ctx.grant.id, "params": params, "task_id": ctx.task_id}
     return await ledger.run(ctx.grant.idempotency_key, str(tool.write_action), attempt,
-                            reconcile=find if reconcile is not None else None, outbox=retry)
+                            reconcile=find if reconcile is not None else None, outbox=retry,
+                            irreversible=tool.irreversible)
 
 
 async def _audit(app: web.Application, tool: Tool, params: dict, grant: Grant, task_id: str | None,

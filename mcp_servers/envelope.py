@@ -169,6 +169,8 @@ def from_exception(err: BaseException, request_id: str) -> tuple[int, dict, dict
         headers["Retry-After"] = str(extra["retry_after"])
     elif isinstance(err, ValidationError):
         extra["field"] = err.field
+    if getattr(err, "outcome", None) == "unknown":
+        extra["outcome"] = "unknown"  # it may have happened: check before asking again
     return err.http_status, failure(err.code, str(err) or err.code, **extra), headers
 
 

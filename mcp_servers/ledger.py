@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.approval.gate import ledger_key
-from core.errors import AIEmployeeError, OutcomeUnknownError, RateLimitError, TransientError, error_for_code
+from core.errors import AIEmployeeError, OutcomeUndeterminedError, RateLimitError, TransientError, error_for_code
 from core.state import StateStore, loads
 
 log = logging.getLogger("mcp_servers")
@@ -63,28 +63,30 @@ class WriteLedger:
         return max(0, entry[1] - 1) if entry else 0
 
     async def run(self, grant_key: str, action: str, attempt: Attempt, *, reconcile: Reconcile | None,
-                  outbox: dict) -> Any:
+                  outbox: dict, irreversible: bool = False) -> Any:
         """The write's result, recorded once. ``outbox`` is what the outbox worker needs to try it
-        again later (the tool, the grant, the parameters)."""
+        again later (the tool, the grant, the parameters). ``irreversible`` (a payment): after an
+        outcome in doubt it is never attempted again, not even when the lookup finds nothing."""
         task = asyncio.ensure_future(self._serialised(ledger_key(self.service, grant_key), action, attempt,
-                                                      reconcile, outbox))
+                                                      reconcile, outbox, irreversible))
         self._running.add(task)
         task.add_done_callback(self._running.discard)
         return await asyncio.shield(task)
 
     async def _serialised(self, key: str, action: str, attempt: Attempt, reconcile: Reconcile | None,
-                          outbox: dict) -> Any:
+                          outbox: dict, irreversible: bool) -> Any:
         entry = self._locks.setdefault(key, [asyncio.Lock(), 0])
         entry[1] += 1
         try:
             async with entry[0]:
-                return await self._once(key, action, attempt, reconcile, outbox)
+                return await self._once(key, action, attempt, reconcile, outbox, irreversible)
         finally:
             entry[1] -= 1
             if entry[1] == 0:  # nobody holds or wants it any more: forget it
                 self._locks.pop(key, None)
 
-    async def _once(self, key: str, action: str, attempt: Attempt, reconcile: Reconcile | None, outbox: dict) -> Any:
+    async def _once(self, key: str, action: str, attempt: Attempt, reconcile: Reconcile | None, outbox: dict,
+                    irreversible: bool = False) -> Any:
         row = await asyncio.to_thread(self.state.ledger_get, key)
         if row is not None:
             if row["status"] == "succeeded":
@@ -101,11 +103,19 @@ class WriteLedger:
                 found = await self._reconcile(key, action, reconcile, outbox)
                 if found is not None:
                     return found
+                if irreversible:
+                    return await self._undetermined(key, action)
         sent = row["attempts"] if row is not None else 0
         await asyncio.to_thread(self.state.ledger_begin, key, self.actor, action)
         try:
             result = await attempt()
         except TransientError as err:  # includes rate limits: queued, or given up after enough tries
+            if irreversible and not isinstance(err, RateLimitError):
+                # It may have happened, and it cannot be undone: nothing is tried again, the owner looks.
+                await asyncio.to_thread(self.state.ledger_finish, key, "unknown", error=str(err))
+                if await self._reconcile(key, action, reconcile, outbox) is not None:
+                    return loads((await asyncio.to_thread(self.state.ledger_get, key))["result"])
+                return await self._undetermined(key, action, err)
             if sent + 1 < self.policy.attempts:
                 await asyncio.to_thread(self._queue, key, err, outbox, maybe_done=not isinstance(err, RateLimitError))
                 raise
@@ -132,8 +142,7 @@ class WriteLedger:
         When that cannot be told (no way to look, or the channel cannot be asked now) it raises, and
         the write waits, queued, until it can be."""
         if reconcile is None:
-            raise OutcomeUnknownError(f"{action} was interrupted and this server cannot check whether it "
-                                      "happened; check by hand, then retry or close it")
+            await self._undetermined(key, action)
         try:
             found = await reconcile()
         except TransientError as err:
@@ -143,6 +152,12 @@ class WriteLedger:
             await asyncio.to_thread(self._settle, key, "succeeded", found, None)
             log.info("reconciled", extra={"key": key, "action": action})
         return found
+
+    async def _undetermined(self, key: str, action: str, err: BaseException | None = None) -> Any:
+        """Final: it may have happened and will not be tried again; every later call says so."""
+        failure = _undetermined(action, err)
+        await asyncio.to_thread(self._give_up, key, str(failure), "OUTCOME_UNKNOWN")
+        raise failure
 
     def _settle(self, key: str, status: str, result: Any, error: str | None) -> None:
         with self.state.transaction():
@@ -182,6 +197,12 @@ class WriteLedger:
             self.state.outbox_put(self.service, outbox, delay=delay, key=key, error=str(err))
         err.queued_for = delay  # read by the error envelope: "queued, tried again in N s"
         log.info("write queued", extra={"key": key, "retry_in_s": round(delay, 1), "error": str(err)})
+
+
+def _undetermined(action: str, err: BaseException | None = None) -> OutcomeUndeterminedError:
+    why = f" ({err})" if err is not None else ""
+    return OutcomeUndeterminedError(f"{action} was interrupted{why} and may or may not have happened; it is not "
+                                    "tried again: check by hand, then ask again if it did not happen")
 
 
 def _recorded_failure(row: Any) -> AIEmployeeError:

@@ -112,6 +112,7 @@ class Tool:
     summary: Callable[[dict], str] | None = None  # one line for a dry run: "send an email to ..."
     reconcile: Reconciler | None = None  # writes: how to tell whether an interrupted attempt happened
     cached: bool = False  # reads: the last answer is kept, and served marked stale while the channel is down
+    irreversible: bool = False  # writes (a payment): after an outcome in doubt, never attempted again
 
     def __post_init__(self) -> None:
         problems = []

@@ -157,7 +157,8 @@ TOOLS = [
          summary=lambda p: f"post invoice {p.get('invoice')}"),
     Tool(name="register_payment", title="Register payment", handler=register_payment, method="POST",
          path="/payments/register", input_model=RegisterPaymentInput, output_schema=PAYMENT_SCHEMA, read_only=False,
-         destructive=True, write_action="register_payment", target_param="invoice", reconcile=payment_registered,
+         destructive=True, irreversible=True, write_action="register_payment", target_param="invoice",
+         reconcile=payment_registered,
          description="Record a payment received against a posted invoice. Irreversible: never retried blindly; "
                      f"an interrupted one is looked up by its memo first. {_WRITE}",
          summary=lambda p: f"register a payment of {p.get('amount')} on invoice {p.get('invoice')}"),

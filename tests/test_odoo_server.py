@@ -294,3 +294,26 @@ def test_a_revoked_api_key_pauses_the_channel_and_says_so(tmp_path):
             assert fake.round_trips() == before
     finally:
         fake.stop()
+
+
+def test_a_payment_whose_outcome_is_in_doubt_is_never_tried_again_by_itself(books):
+    """Irreversible: when the payment's call fails in a way that may have come after Odoo made it,
+    nothing is retried; once Odoo can be asked again the server only looks (by the memo), and if the
+    payment is not there it says the outcome is unknown rather than pay again."""
+    [inv] = books.fake.search_read("account.move", [("invoice_date", "=", "2026-11-05"),
+                                                    ("move_type", "=", "out_invoice")], ["name"])
+    params = {"invoice": inv["name"], "amount": 1000}
+    grant = owner_grant(books, "register_payment", params)
+    key = f"odoo:{grant}"
+    books.fake.down("503")
+    first = post(books, "/payments/register", {**params, "grant_id": grant}).json()
+    assert first["queued"] is True  # only to look again: Odoo could not even be asked
+    books.fake.up()
+    with books.state.transaction() as db:
+        db.execute("UPDATE outbox SET next_attempt=0 WHERE key=?", (key,))
+    wait_until(lambda: books.state.ledger_get(key)["status"] == "failed", message="the verdict")
+    payments = [p for p in books.fake.search_read("account.payment", [], ["amount"]) if p["amount"] == 1000.0]
+    assert payments == [] and books.state.outbox_entry(key) is None
+    again = post(books, "/payments/register", {**params, "grant_id": grant})
+    assert again.status_code == 502 and again.json()["outcome"] == "unknown"
+    assert "not tried again" in again.json()["error"]
