@@ -37,7 +37,7 @@ class ChannelReport:
         state = state_of(error)
         if state is None:
             return
-        detail = "" if error is None else str(error)[:300]
+        detail = "" if error is None else str(error)[:600]  # room for the "how to reconnect" at the end
         try:
             row = self.state.channel(self.channel)
             if row is None or (row["state"], row["detail"]) != (state, detail):

@@ -47,6 +47,11 @@ class RetryPolicy:
         return min(self.maximum, self.first * self.factor ** max(0, failures - 1))
 
 
+# The seed's rule for a platform that says nothing about when to come back (a social API): 15 minutes,
+# then longer; what the platform says (Retry-After, x-rate-limit-reset, Meta's usage headers) wins.
+PLATFORM_RETRY = RetryPolicy(first=900.0, factor=2.0, maximum=3600.0, attempts=6)
+
+
 class WriteLedger:
     """One server's ledger and outbox entries. Calls for one key are serialised, so a retry that
     arrives while the first attempt is in flight waits for it instead of racing it; and an attempt

@@ -180,7 +180,8 @@ def _check_planning_rule(rule: Any, where: str) -> None:
         if not isinstance(step, dict) or not isinstance(step.get("skill"), str) or not isinstance(step.get("action"), str):
             raise PolicyError(f"{where}.steps[{j}] must be a mapping with 'skill' and 'action'")
         params = step.get("params") or {}
-        if not isinstance(params, dict) and not (isinstance(params, str) and re.fullmatch(r"\{step\d+[\w.-]*\}", params)):
+        whole = r"\{(?:step\d+|item)[\w.-]*\}"  # one earlier step's result, or (for_each) the item itself
+        if not isinstance(params, dict) and not (isinstance(params, str) and re.fullmatch(whole, params)):
             raise PolicyError(f"{where}.steps[{j}].params must be a mapping, or one earlier step's result "
                               "such as \"{step1.invoice}\"")
         for ref in re.findall(r"\{step(\d+)", str([step.get("params"), step.get("title"), step.get("for_each")])):

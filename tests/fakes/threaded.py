@@ -96,6 +96,9 @@ class ThreadedServer:
         with self._holds_lock:
             for hold in self._holds:
                 if hold.remaining > 0 and matches(hold):
+                    if hold.skip > 0:  # this one goes through: the hold is for a later request
+                        hold.skip -= 1
+                        continue
                     hold.remaining -= 1
                     return hold
         return None
@@ -122,11 +125,13 @@ class Hold:
     *before* the fake processes it (``after=False``), a request can still be dropped: by the test
     (``release(drop=True)`` sets ``dropped``) or by the fake when its client went away meanwhile
     (``abandoned``). With ``after=True`` the fake has done the work and only the answer waits. The
-    hold applies to the next ``times`` matching requests; ``release()`` lets all of them go on.
+    hold applies to the next ``times`` matching requests after the first ``skip``; ``release()`` lets
+    all of them go on.
     """
 
-    def __init__(self, match: Any, *, after: bool = False, times: int = 1) -> None:
+    def __init__(self, match: Any, *, after: bool = False, times: int = 1, skip: int = 0) -> None:
         self.match = match
+        self.skip = skip        # matching requests to let through before holding
         self.after = after      # held once the fake has done the work (the answer is what waits)
         self.remaining = times  # matching requests still to be held
         self.arrived = threading.Event()

@@ -167,11 +167,11 @@ class FakeX(ThreadedServer):
             self._faults.append(_Fault(self._check_key(key), nth, times, status, body, dict(headers or {}),
                                        after_accept))
 
-    def hold(self, key: str, *, after_accept: bool = False) -> Hold:
+    def hold(self, key: str, *, after_accept: bool = False, nth: int = 1) -> Hold:
         """Hold the next call to ``key`` at a barrier: before the fake accepts it (a request whose client
         disconnected meanwhile is then ``abandoned``: nothing is stored), or with ``after_accept=True`` once
         the Tweet is stored, so only the answer waits. ``body`` is the held request's JSON body."""
-        return self._add_hold(Hold(self._check_key(key), after=after_accept))
+        return self._add_hold(Hold(self._check_key(key), after=after_accept, skip=nth - 1))
 
     def set_rate_limit(self, key: str, *, limit: int | None = None, remaining: int | None = None,
                        reset_in: float | None = None) -> None:
