@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable
 
 from core.documents import Document
+from core.state import StateStore
 from core.text import one_line
 from core.vault import Vault
 
@@ -88,3 +89,19 @@ def write(vault: Vault, figures: dict[str, Any]) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     vault.write_atomic(path, render(figures), sync=False)
     return vault.relative(path)
+
+
+def period_end(now: dt.datetime | None = None) -> dt.datetime:
+    """A summary's period ends at today's midnight UTC: today is still being counted."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return now.astimezone(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+def report(vault: Vault, state: StateStore, platform: str, posts: Iterable[Post], *, end: dt.datetime, days: int,
+           account: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The figures, written as the owner's summary file and kept for the CEO briefing
+    (``summary:<platform>`` in the state store); with the file's vault-relative ``path``."""
+    figures = summarise(platform, posts, end=end, days=days, account=account)
+    path = write(vault, figures)
+    state.cache_put(f"summary:{platform}", figures)
+    return {**figures, "path": path}

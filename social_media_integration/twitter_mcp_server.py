@@ -155,16 +155,14 @@ async def get_tweet_metrics(ctx: ToolContext, args: TweetMetricsInput) -> dict:
     return {"tweets": await asyncio.to_thread(ctx.resources.x.tweet_metrics, args.ids)}
 
 
-def _summary(m: X, days: int) -> dict[str, Any]:
-    end = dt.datetime.now(dt.timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+def summary(m: X, days: int, *, end: dt.datetime | None = None) -> dict[str, Any]:
+    """The period's tweets from the timeline (100 a call, metrics included), summarised and written."""
+    end = end or summaries.period_end()
     tweets = m.x.recent_tweets(since=end - dt.timedelta(days=2 * days), limit=20_000)
     posts = [summaries.Post(t["id"], t["text"], _when(t["created_at"]), int(t.get("impressions") or 0),
                             sum(int(t.get(k) or 0) for k in ("likes", "replies", "reposts", "quotes", "bookmarks")),
                             _url(m, t["id"])) for t in tweets]
-    figures = summaries.summarise("twitter", posts, end=end, days=days, account=m.x.user_metrics())
-    path = summaries.write(m.vault, figures)
-    m.state.cache_put("summary:twitter", figures)  # what the CEO briefing reads
-    return {**figures, "path": path}
+    return summaries.report(m.vault, m.state, "twitter", posts, end=end, days=days, account=m.x.user_metrics())
 
 
 def _when(value: Any) -> dt.datetime:
@@ -174,7 +172,7 @@ def _when(value: Any) -> dt.datetime:
 
 
 async def get_twitter_summary(ctx: ToolContext, args: SummaryInput) -> dict:
-    return await asyncio.to_thread(_summary, ctx.resources, args.days)
+    return await asyncio.to_thread(summary, ctx.resources, args.days)
 
 
 _WRITE = "Needs the owner's approval: without a valid grant_id it files a request and answers APPROVAL_REQUIRED."

@@ -26,9 +26,12 @@ PROCESSES = {
     "email": ["-m", "mcp_servers.email_server"],
     "gmail": ["-m", "watchers.gmail_watcher"],
     "odoo": ["-m", "odoo_integration.mcp_server"],
+    "twitter": ["-m", "social_media_integration.twitter_mcp_server"],
+    "meta": ["-m", "social_media_integration.facebook_instagram_mcp_server"],
 }
 HEALTH_NAMES = {"watcher": "watcher-files", "loop": "reasoning-loop", "agent": "agent-interface",
-                "email": "mcp-email", "gmail": "watcher-gmail", "odoo": "mcp-odoo"}
+                "email": "mcp-email", "gmail": "watcher-gmail", "odoo": "mcp-odoo",
+                "twitter": "mcp-twitter", "meta": "mcp-meta"}
 # What start_all() starts: the file pipeline. Channel processes need their fakes and ports first.
 PIPELINE = ("watcher", "loop", "agent")
 

@@ -31,7 +31,8 @@ PM2 = ROOT / "node_modules" / ".bin" / "pm2"
 APPS = tuple(json.loads(subprocess.check_output(
     ["node", "-e", "console.log(JSON.stringify(require('./ecosystem.config.js').apps.map(a => a.name)))"],
     cwd=ROOT, text=True)))
-SERVERS = {"mcp-email": "EMAIL_MCP_PORT", "mcp-odoo": "ODOO_MCP_PORT"}  # the MCP servers among them
+SERVERS = {"mcp-email": "EMAIL_MCP_PORT", "mcp-odoo": "ODOO_MCP_PORT", "mcp-twitter": "TWITTER_MCP_PORT",
+           "mcp-meta": "META_MCP_PORT"}  # the MCP servers among them
 KILL_TIMEOUT = 10.0  # ecosystem.config.js kill_timeout: past it PM2 would SIGKILL
 # Variables that would point the suite elsewhere if a developer's shell or .env had them set.
 _FOREIGN = ("VAULT_", "STATE_", "SKILLS_", "LLM_", "GMAIL_", "MCP_", "X_", "META_", "ODOO_", "PM2_", "AI_EMPLOYEE_")

@@ -6,7 +6,7 @@ each become an approval request whose ``## Message`` the owner may edit before a
 from __future__ import annotations
 
 from core.engine.skills import ActionContext, Skill
-from social_media_integration.drafts import draft_posts as draft
+from social_media_integration.drafts import draft_posts as draft, draft_thread as thread
 
 skill = Skill("social_skill")
 
@@ -17,3 +17,11 @@ skill = Skill("social_skill")
               description="Draft a post for X (280 characters), the Facebook Page and Instagram (with the image).")
 def draft_posts(params: dict, ctx: ActionContext) -> dict:
     return draft(params["text"])
+
+
+@skill.action(schema={"type": "object", "additionalProperties": False, "required": ["text"],
+                      "properties": {"text": {"type": "string", "minLength": 1, "maxLength": 100_000}}},
+              read_only=True, channel="social",
+              description="Draft a thread for X: one tweet per paragraph (or per part between --- lines).")
+def draft_thread(params: dict, ctx: ActionContext) -> dict:
+    return thread(params["text"])

@@ -47,6 +47,27 @@ IG_METRICS = ["reach", "follower_count", "website_clicks", "profile_views", "onl
               "views"]
 IG_TOTAL_VALUE_ONLY = {"website_clicks", "profile_views", "accounts_engaged", "total_interactions", "likes",
                        "comments", "shares", "saves", "replies", "follows_and_unfollows", "profile_links_taps", "views"}
+# Page post metrics (GET /{post-id}/insights, or insights.metric(...) expanded on /{page-id}/posts): the views
+# family replaced post_impressions* (post_media_view, post_total_media_view_unique; Pages API deprecations).
+POST_METRICS = {"post_media_view", "post_total_media_view_unique", "post_clicks", "post_reactions_by_type_total",
+                "post_reactions_like_total", "post_activity_by_action_type"}
+RETIRED_POST_METRICS = {"post_impressions", "post_impressions_unique", "post_impressions_paid",
+                        "post_impressions_paid_unique", "post_impressions_organic", "post_impressions_organic_unique",
+                        "post_impressions_fan_unique", "post_impressions_viral_unique", "post_engaged_users",
+                        "post_negative_feedback", "post_clicks_unique"}
+# Instagram media metrics (per media: "saved", where the account says "saves"). A refused one, retired (plays,
+# impressions, video_views...) or unknown, is answered "metric[i] must be one of the following values: ...".
+IG_MEDIA_METRICS = ["views", "reach", "saved", "shares", "likes", "comments", "total_interactions", "follows",
+                    "profile_visits", "profile_activity", "replies", "navigation", "ig_reels_avg_watch_time",
+                    "ig_reels_video_view_total_time"]
+POST_FIELDS = {"id", "message", "created_time", "updated_time", "permalink_url", "link", "shares", "reactions",
+               "comments", "insights", "full_picture", "status_type", "story", "from", "is_published", "attachments",
+               "message_tags", "is_hidden", "privacy"}  # valid on a Page post; the fake returns the ones it models
+MEDIA_FIELDS = {"id", "caption", "media_type", "media_product_type", "permalink", "shortcode", "timestamp",
+                "like_count", "comments_count", "insights", "media_url", "thumbnail_url", "username", "owner",
+                "is_comment_enabled", "children", "comments", "is_shared_to_feed"}
+POST_METRIC_KEYS = ("reactions", "comments", "shares", "views", "reach")  # what a test sets on a Page post
+MEDIA_METRIC_KEYS = ("likes", "comments", "saves", "shares", "views", "reach")  # ... and on Instagram media
 RETIRED_IG_METRICS = {"impressions": f"(#100) Starting from version v22.0 and above, the impressions metric is no "
                                      f"longer supported for the queried user. Please refer to the documentation at "
                                      f"{IG_DOCS} for a list of supported metrics."}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+import bisect
 import itertools
 import json
 import secrets
@@ -14,8 +15,10 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.fake_graph.protocol import (BY_STATUS, IG_METRICS, IG_TOTAL_VALUE_ONLY, PAGE_METRICS, RATE_LIMITS,
-                                             RETIRED_IG_METRICS, RETIRED_PAGE_METRICS, GraphError)
+from tests.fakes.fake_graph.protocol import (BY_STATUS, IG_MEDIA_METRICS, IG_METRICS, IG_TOTAL_VALUE_ONLY,
+                                             MEDIA_METRIC_KEYS, PAGE_METRICS, POST_METRIC_KEYS, POST_METRICS,
+                                             RATE_LIMITS, RETIRED_IG_METRICS, RETIRED_PAGE_METRICS,
+                                             RETIRED_POST_METRICS, GraphError)
 from tests.fakes.threaded import Hold, ThreadedServer
 
 
@@ -34,6 +37,7 @@ class Post:
     link: str | None
     created: datetime
     photo_id: str | None = None
+    metrics: dict[str, int] = field(default_factory=lambda: dict.fromkeys(POST_METRIC_KEYS, 0))
 
 
 @dataclass
@@ -69,6 +73,7 @@ class Media:
     product: str
     created: datetime
     shortcode: str
+    metrics: dict[str, int] = field(default_factory=lambda: dict.fromkeys(MEDIA_METRIC_KEYS, 0))
 
 
 @dataclass
@@ -94,6 +99,9 @@ class FakeGraph(ThreadedServer):
         self.page_metrics, self.retired_page_metrics = set(PAGE_METRICS), set(RETIRED_PAGE_METRICS)
         self.ig_metrics, self.ig_total_value_only = list(IG_METRICS), set(IG_TOTAL_VALUE_ONLY)
         self.retired_ig_metrics = dict(RETIRED_IG_METRICS)
+        self.post_metrics, self.retired_post_metrics = set(POST_METRICS), set(RETIRED_POST_METRICS)
+        self.ig_media_metrics = list(IG_MEDIA_METRICS)
+        self.feed_paging = "cursor"  # or "time": /feed and /posts page by until + __paging_token, no cursors
         self.refused_metrics: list[tuple[str, str, str]] = []  # (node, metric, "retired" | "unknown"), as logged
         self.calls: Counter[str] = Counter()
         self.requests: list[dict[str, Any]] = []
@@ -106,6 +114,7 @@ class FakeGraph(ThreadedServer):
         self.pages: dict[str, Page] = {}
         self._containers: dict[str, Container] = {}
         self._media: dict[str, Media] = {}
+        self._media_order: dict[str, list[Media]] = {}  # ig user id -> its media newest first (made when asked)
         self._ig_pages: dict[str, str] = {}  # ig user id -> page id
         self._publishes: dict[str, list[float]] = {}
         self._outcomes: list[tuple[str, int | None, int]] = []
@@ -155,21 +164,42 @@ class FakeGraph(ThreadedServer):
             self._tokens[token].invalidated = True
 
     def seed_post(self, message: str, *, page_id: str | None = None, link: str | None = None,
-                  created: datetime | None = None) -> str:
+                  created: datetime | None = None, metrics: dict[str, int] | None = None) -> str:
+        """A Page post as if published at ``created``; ``metrics`` as for set_post_metrics."""
         with self._lock:
-            return self._post(self.pages[page_id or self.page_id], message, link, created).id
+            post = self._post(self.pages[page_id or self.page_id], message, link, created)
+            post.metrics.update(_counts(metrics or {}, POST_METRIC_KEYS))
+            return post.id
+
+    def set_post_metrics(self, post_id: str, **counts: int) -> None:
+        """What Graph counts on a Page post: reactions, comments, shares (reactions.summary, comments.summary,
+        shares.count), views and reach (the post_media_view and post_total_media_view_unique insights)."""
+        with self._lock:
+            post = next(p for page in self.pages.values() for p in page.posts if p.id == post_id)
+            post.metrics.update(_counts(counts, POST_METRIC_KEYS))
 
     def posts(self, page_id: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
-            return [dict(p.__dict__) for p in self.pages[page_id or self.page_id].posts]
+            return [p.__dict__ | {"metrics": dict(p.metrics)} for p in self.pages[page_id or self.page_id].posts]
 
-    def seed_media(self, caption: str, *, ig_id: str | None = None, created: datetime | None = None) -> str:
+    def seed_media(self, caption: str, *, ig_id: str | None = None, created: datetime | None = None,
+                   metrics: dict[str, int] | None = None) -> str:
+        """Published Instagram media as of ``created``; ``metrics`` as for set_media_metrics."""
         with self._lock:
-            return self._publish_media(ig_id or self.ig_user_id, caption, "IMAGE", created).id
+            media = self._publish_media(ig_id or self.ig_user_id, caption, "IMAGE", created)
+            media.metrics.update(_counts(metrics or {}, MEDIA_METRIC_KEYS))
+            return media.id
+
+    def set_media_metrics(self, media_id: str, **counts: int) -> None:
+        """What Graph counts on Instagram media: likes and comments (like_count, comments_count), saves, shares,
+        views and reach (the saved, shares, views and reach insights)."""
+        with self._lock:
+            self._media[media_id].metrics.update(_counts(counts, MEDIA_METRIC_KEYS))
 
     def media(self, ig_id: str | None = None) -> list[dict[str, Any]]:
         with self._lock:
-            return [dict(m.__dict__) for m in self._media.values() if m.ig_id == (ig_id or self.ig_user_id)]
+            return [m.__dict__ | {"metrics": dict(m.metrics)} for m in self._media.values()
+                    if m.ig_id == (ig_id or self.ig_user_id)]
 
     def container(self, container_id: str) -> dict[str, Any]:
         with self._lock:
@@ -236,8 +266,9 @@ class FakeGraph(ThreadedServer):
     def _post(self, page: Page, message: str, link: str | None, created: datetime | None,
               photo_id: str | None = None) -> Post:
         post = Post(f"{page.id}_{next(self._ids)}", message, link, created or datetime.now(timezone.utc), photo_id)
-        page.posts.insert(0, post)
-        page.posts.sort(key=lambda p: p.created, reverse=True)  # the feed is newest first
+        # The feed is newest first; a post lands before those of the same second (bisect: seeding stays linear).
+        index = bisect.bisect_left(page.posts, -post.created.timestamp(), key=lambda p: -p.created.timestamp())
+        page.posts.insert(index, post)
         return post
 
     def _publish_media(self, ig_id: str, caption: str, media_type: str, created: datetime | None = None) -> Media:
@@ -247,8 +278,15 @@ class FakeGraph(ThreadedServer):
         media = Media(mid, ig_id, caption, kind, product, created or datetime.now(timezone.utc),
                       base64.urlsafe_b64encode(secrets.token_bytes(8)).decode().rstrip("="))
         self._media[mid] = media
+        self._media_order.pop(ig_id, None)
         self._publishes[ig_id].append(time.time())
         return media
+
+    def _media_newest_first(self, ig_id: str) -> list[Media]:
+        if ig_id not in self._media_order:
+            self._media_order[ig_id] = sorted((m for m in self._media.values() if m.ig_id == ig_id),
+                                              key=lambda m: (m.created, int(m.id)), reverse=True)
+        return self._media_order[ig_id]
 
     def _quota_used(self, ig_id: str) -> int:
         horizon = time.time() - self.quota_duration
@@ -288,3 +326,10 @@ class FakeGraph(ThreadedServer):
             if page_token or rate_kind == "page":
                 headers["X-Page-Usage"] = json.dumps(usage["page"])
             return headers
+
+
+def _counts(counts: dict[str, int], keys: tuple[str, ...]) -> dict[str, int]:
+    unknown = set(counts) - set(keys)
+    if unknown:
+        raise TypeError(f"unknown metric(s) {sorted(unknown)}; the fake counts {', '.join(keys)}")
+    return {k: int(v) for k, v in counts.items() if v is not None}

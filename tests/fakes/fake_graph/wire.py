@@ -2,22 +2,28 @@
 and the middleware that counts calls, injects failures, throttles, holds requests and adds the usage headers."""
 from __future__ import annotations
 
+import base64
+import bisect
 import hashlib
 import hmac
 import json
+import re
 import time
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
-from typing import Any
+from typing import Any, Callable
+from urllib.parse import urlencode
 
 from aiohttp import web
 
-from tests.fakes.fake_graph.protocol import (RATE_LIMITS, STATUS_TEXT, UNSUPPORTED, GraphError, _cursor, _graph_time,
-                                             _pst, _uncursor)
+from tests.fakes.fake_graph.protocol import (MEDIA_FIELDS, POST_FIELDS, RATE_LIMITS, STATUS_TEXT, UNSUPPORTED,
+                                             GraphError, _cursor, _graph_time, _pst, _uncursor)
 from tests.fakes.fake_graph.server import Container, FakeGraph, Media, Post, Token, _Fault
 
 FAKE = web.AppKey("fake_graph", FakeGraph)
 PARAMS = web.RequestKey("graph_params", dict)
 TOKEN = web.RequestKey("graph_token", Token)
+RAW_TOKEN = web.RequestKey("graph_raw_token", str)
 
 
 async def _params(request: web.Request) -> dict[str, str]:
@@ -44,6 +50,7 @@ def _authenticate(fake: FakeGraph, request: web.Request, params: dict[str, str],
             raise GraphError(400, 2500, "An active access token must be used to query information about the "
                                         "current user.")
         raise GraphError(400, 104, "An access token is required to request this resource.")
+    request[RAW_TOKEN] = raw
     with fake._lock:
         token = fake._tokens.get(raw)
     if token is None:
@@ -95,8 +102,82 @@ def _require_ig_access(fake: FakeGraph, token: Token, ig_id: str) -> None:
         raise GraphError(400, 10, "(#10) Application does not have permission for this action")
 
 
+@dataclass(frozen=True)
+class Field:
+    """One entry of Graph's ``fields``: ``name[.modifier(args)]...[{subfields}]``, e.g.
+    ``reactions.summary(total_count).limit(0)`` or ``insights.metric(views,reach)``."""
+    name: str
+    modifiers: dict[str, str] = field(default_factory=dict)
+    subfields: str | None = None
+
+
+_FIELD = re.compile(r"([A-Za-z_]\w*)((?:\.\w+\([^(){}]*\))*)(?:\{(.*)\})?", re.S)
+_MODIFIER = re.compile(r"\.(\w+)\(([^(){}]*)\)")
+
+
+def _parse_fields(spec: str) -> dict[str, Field]:
+    """Split at the commas outside parentheses and braces, as Graph does (an argument list has commas too)."""
+    items, depth, start = [], 0, 0
+    for i, ch in enumerate(spec + ","):
+        depth += ch in "({"
+        depth -= ch in ")}"
+        if depth < 0:
+            break
+        if ch == "," and depth == 0:
+            items.append((start, spec[start:i]))
+            start = i + 1
+    if depth != 0:
+        raise GraphError(400, 2500, f'Syntax error "Expected end of string instead of unbalanced brackets." at '
+                                    f"character {len(spec)}: {spec}")
+    out: dict[str, Field] = {}
+    for at, raw in items:
+        text = raw.strip()
+        if not text:
+            continue
+        match = _FIELD.fullmatch(text)
+        if match is None:
+            raise GraphError(400, 2500, f'Syntax error "Expected end of string instead of "{text[:1]}"." at '
+                                        f"character {at}: {spec}")
+        out[match.group(1)] = Field(match.group(1), dict(_MODIFIER.findall(match.group(2))), match.group(3))
+    return out
+
+
+def _expanded(params: dict[str, str], default: str) -> dict[str, Field]:
+    return _parse_fields(params.get("fields", default))
+
+
 def _fields(params: dict[str, str], default: str) -> list[str]:
-    return [f.strip() for f in params.get("fields", default).split(",") if f.strip()]
+    return list(_expanded(params, default))
+
+
+def _nonexisting(fields: dict[str, Field], known: set[str], node_type: str) -> None:
+    for name in fields:
+        if name not in known:
+            raise GraphError(400, 100, f"(#100) Tried accessing nonexisting field ({name}) on node type ({node_type})")
+
+
+def _limit(value: str | None, default: int) -> int:
+    try:
+        return max(0, min(int(value if value is not None else default), 100))
+    except ValueError:
+        raise GraphError(400, 100, "(#100) Param limit must be an integer") from None
+
+
+def _edge(total: int, spec: Field, make: Callable[[int], dict], summary: dict[str, Any], url: str) -> dict:
+    """An edge expanded on a node (reactions, comments): a first page of ``limit`` items (25 unless said;
+    ``limit(0)``: none) and, with ``summary(true)`` or ``summary(total_count,...)``, the summary asked for."""
+    data = [make(i) for i in range(min(_limit(spec.modifiers.get("limit"), 25), total))]
+    out: dict[str, Any] = {"data": data}
+    if data:
+        out["paging"] = {"cursors": {"before": _cursor(0), "after": _cursor(len(data))}}
+        if total > len(data):
+            out["paging"]["next"] = f"{url}?limit={len(data)}&after={_cursor(len(data))}"
+    wanted = spec.modifiers.get("summary", "false").strip().lower()
+    if wanted in ("true", "1"):
+        out["summary"] = dict(summary)
+    elif wanted not in ("false", "0", ""):
+        out["summary"] = {k: summary[k] for k in (w.strip() for w in wanted.split(",")) if k in summary}
+    return out
 
 
 def _blocked(fake: FakeGraph, *texts: str | None) -> None:
@@ -142,36 +223,135 @@ async def get_page(fake: FakeGraph, request: web.Request, node: str) -> dict:
     return {k: v for k, v in full.items() if k in fields or k == "id"}
 
 
-def _post_json(fake: FakeGraph, post: Post, fields: list[str]) -> dict:
-    full = {"id": post.id, "message": post.message, "created_time": _graph_time(post.created),
-            "permalink_url": f"https://www.facebook.com/{post.id.replace('_', '/posts/')}"}
+def _insight(node: str, metric: str, value: Any, description: str) -> dict:
+    return {"name": metric, "period": "lifetime", "values": [{"value": value}],
+            "title": f"Lifetime {metric.replace('_', ' ')}", "description": f"Lifetime: {description}",
+            "id": f"{node}/insights/{metric}/lifetime"}
+
+
+def _post_insights(fake: FakeGraph, post: Post, spec: Field) -> dict:
+    """``insights.metric(...)`` on a post: lifetime figures; a refused metric fails the whole request with the
+    Page answer that names no metric (as GET /{page-id}/insights does)."""
+    metrics = [m.strip() for m in spec.modifiers.get("metric", "").split(",") if m.strip()]
+    if not metrics:
+        raise GraphError(400, 3001, "No metric was specified to be fetched. Please specify one or more metrics to "
+                                    "be fetched and try again.", 1504028)
+    refused = [m for m in metrics if m not in fake.post_metrics]
+    if refused:
+        fake.refused_metrics += [(post.id, m, "retired" if m in fake.retired_post_metrics else "unknown")
+                                 for m in refused]
+        raise GraphError.named("invalid_metric")
+    c = post.metrics
+    values = {"post_media_view": c["views"], "post_total_media_view_unique": c["reach"],
+              "post_reactions_by_type_total": {"like": c["reactions"]} if c["reactions"] else {},
+              "post_activity_by_action_type": {k: v for k, v in (("comment", c["comments"]), ("share", c["shares"]),
+                                                                 ("like", c["reactions"])) if v}}
+    return {"data": [_insight(post.id, m, values.get(m, 0), m) for m in metrics]}
+
+
+def _post_json(fake: FakeGraph, post: Post, fields: dict[str, Field], token: Token | None = None) -> dict:
+    _nonexisting(fields, POST_FIELDS, "PagePost")
+    c = post.metrics
+    full: dict[str, Any] = {"id": post.id, "message": post.message, "created_time": _graph_time(post.created),
+                            "permalink_url": f"https://www.facebook.com/{post.id.replace('_', '/posts/')}"}
     if post.link:
         full["link"] = post.link
+    if c["shares"]:  # Graph leaves ``shares`` out of a post nobody shared
+        full["shares"] = {"count": c["shares"]}
+    if "reactions" in fields:
+        full["reactions"] = _edge(c["reactions"], fields["reactions"],
+                                  lambda i: {"id": str(10**14 + i), "name": f"Reader {i}", "type": "LIKE"},
+                                  {"total_count": c["reactions"], "viewer_reaction": "NONE"},
+                                  f"{fake.base_url}/{post.id}/reactions")
+    if "comments" in fields:
+        story = post.id.partition("_")[2]
+        full["comments"] = _edge(c["comments"], fields["comments"],
+                                 lambda i: {"id": f"{story}_{10**15 + i}", "message": f"Comment {i}",
+                                            "created_time": _graph_time(post.created)},
+                                 {"order": "ranked", "total_count": c["comments"], "can_comment": True},
+                                 f"{fake.base_url}/{post.id}/comments")
+    if "insights" in fields:
+        if token is None or token.kind != "page":
+            raise GraphError.named("page_token_required")
+        full["insights"] = _post_insights(fake, post, fields["insights"])
     return {k: v for k, v in full.items() if k in fields or k == "id"}
 
 
-def _page_of(items: list, params: dict[str, str], url: str, render) -> dict:
-    try:
-        limit = max(1, min(int(params.get("limit", "25")), 100))
-    except ValueError:
-        raise GraphError(400, 100, "(#100) Param limit must be an integer") from None
-    start = _uncursor(params["after"]) if "after" in params else 0
+_PAGING_PARAMS = {"access_token", "after", "before", "limit", "__paging_token", "__previous"}
+
+
+def _page_of(items: list, request: web.Request, url: str, render, time_paged: bool = False) -> dict:
+    """One page of a list (``items`` as selected by since/until, newest first). Cursor-paged: ``paging.cursors``
+    and a ``next`` with ``after``. Time-paged (``time_paged``, what Page feeds answer): no cursors, a ``next``
+    with ``until`` (the oldest time on the page) and ``__paging_token`` (where in that second to go on), and a
+    ``previous`` with ``since``. Either ``next`` is the same query with the access token in it, as Graph's."""
+    params = request[PARAMS]
+    limit = max(1, _limit(params.get("limit"), 25))
+    if time_paged:
+        start = 0
+        if "__paging_token" in params:  # after the item it names (items of the same second come in id order)
+            last = _unpaging_token(params["__paging_token"])
+            start = next((i + 1 for i, item in enumerate(items) if item.id == last), 0)
+    else:
+        start = _uncursor(params["after"]) if "after" in params else 0
     chunk = items[start:start + limit]
     out: dict[str, Any] = {"data": [render(i) for i in chunk]}
-    if chunk:
-        out["paging"] = {"cursors": {"before": _cursor(start), "after": _cursor(start + len(chunk))}}
-        if start + len(chunk) < len(items):
-            out["paging"]["next"] = f"{url}?limit={limit}&after={_cursor(start + len(chunk))}"
+    if not chunk:
+        return out
+    query = {k: v for k, v in params.items() if k not in _PAGING_PARAMS | ({"until"} if time_paged else set())}
+    query.update(access_token=request[RAW_TOKEN], limit=str(limit))
+    more = start + len(chunk) < len(items)
+    if time_paged:
+        newest, oldest = chunk[0], chunk[-1]
+        backwards = {k: v for k, v in query.items() if k != "since"}
+        backwards.update(since=int(newest.created.timestamp()), __paging_token=_paging_token(newest.id), __previous=1)
+        out["paging"] = {"previous": f"{url}?{urlencode(backwards)}"}
+        if more:
+            query.update(until=int(oldest.created.timestamp()), __paging_token=_paging_token(oldest.id))
+            out["paging"]["next"] = f"{url}?{urlencode(query)}"
+        return out
+    out["paging"] = {"cursors": {"before": _cursor(start), "after": _cursor(start + len(chunk))}}
+    if more:
+        query["after"] = _cursor(start + len(chunk))
+        out["paging"]["next"] = f"{url}?{urlencode(query)}"
     return out
 
 
+def _paging_token(item_id: str) -> str:
+    return "enc_" + base64.urlsafe_b64encode(json.dumps({"id": item_id}).encode()).decode().rstrip("=")
+
+
+def _unpaging_token(value: str) -> str:
+    try:
+        raw = value.removeprefix("enc_")
+        return str(json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))["id"])
+    except (ValueError, KeyError, TypeError):
+        raise GraphError.named("invalid_parameter", message="(#100) Invalid paging token") from None
+
+
+def _window(params: dict[str, str]) -> tuple[float, float]:
+    """since/until (a Unix timestamp or a date), both ends included."""
+    since = _timestamp(params["since"], "since") if "since" in params else float("-inf")
+    until = _timestamp(params["until"], "until") if "until" in params else float("inf")
+    return since, until
+
+
+def _within(newest_first: list, since: float, until: float) -> list:
+    """The slice of a newest-first list created in [since, until] (bisect: a list of 10,000 costs no scan)."""
+    key = lambda item: -item.created.timestamp()  # noqa: E731 - ascending for bisect
+    return newest_first[bisect.bisect_left(newest_first, -until, key=key):
+                        bisect.bisect_right(newest_first, -since, key=key)]
+
+
 async def page_feed(fake: FakeGraph, request: web.Request, node: str) -> dict:
+    """GET /{page-id}/feed and /{page-id}/posts (the fake's Page has only its own posts, so both are the same)."""
     params = request[PARAMS]
-    fields = _fields(params, "created_time,message,id")
-    since = _timestamp(params["since"], "since") if "since" in params else None
+    fields = _expanded(params, "created_time,message,id")
+    edge, (since, until) = request.path.rsplit("/", 1)[1], _window(params)
     with fake._lock:
-        posts = [p for p in fake.pages[node].posts if since is None or p.created.timestamp() >= since]
-        return _page_of(posts, params, f"{fake.base_url}/{node}/feed", lambda p: _post_json(fake, p, fields))
+        posts = _within(fake.pages[node].posts, since, until)
+        return _page_of(posts, request, f"{fake.base_url}/{node}/{edge}",
+                        lambda p: _post_json(fake, p, fields, request[TOKEN]), fake.feed_paging == "time")
 
 
 async def page_publish(fake: FakeGraph, request: web.Request, node: str) -> dict:
@@ -257,34 +437,57 @@ async def ig_publish(fake: FakeGraph, request: web.Request, node: str) -> dict:
     return {"id": media.id}
 
 
-def _media_json(m: Media, fields: list[str]) -> dict:
+def _media_insights(fake: FakeGraph, m: Media, spec: Field) -> dict:
+    """``insights.metric(...)`` on media: lifetime figures; a refused metric fails the whole request, named by
+    its index (Graph answers so for a retired one too, e.g. plays)."""
+    metrics = [x.strip() for x in spec.modifiers.get("metric", "").split(",") if x.strip()]
+    if not metrics:
+        raise GraphError(400, 100, "(#100) The parameter metric is required")
+    for i, name in enumerate(metrics):
+        if name not in fake.ig_media_metrics:
+            fake.refused_metrics.append((m.id, name, "unknown"))
+            raise GraphError(400, 100, f"(#100) metric[{i}] must be one of the following values: "
+                                       + ", ".join(fake.ig_media_metrics))
+    c = m.metrics
+    values = {"views": c["views"], "reach": c["reach"], "saved": c["saves"], "shares": c["shares"],
+              "likes": c["likes"], "comments": c["comments"],
+              "total_interactions": c["likes"] + c["comments"] + c["saves"] + c["shares"]}
+    return {"data": [_insight(m.id, name, values.get(name, 0), name) for name in metrics]}
+
+
+def _media_json(fake: FakeGraph, m: Media, fields: dict[str, Field]) -> dict:
+    _nonexisting(fields, MEDIA_FIELDS, "ShadowIGMedia")
     path = "reel" if m.product == "REELS" else "p"
     full = {"id": m.id, "caption": m.caption, "media_type": m.media_type, "media_product_type": m.product,
             "permalink": f"https://www.instagram.com/{path}/{m.shortcode}/", "shortcode": m.shortcode,
-            "timestamp": _graph_time(m.created), "like_count": 0, "comments_count": 0}
+            "timestamp": _graph_time(m.created), "like_count": m.metrics["likes"],
+            "comments_count": m.metrics["comments"]}
+    if "insights" in fields:
+        full["insights"] = _media_insights(fake, m, fields["insights"])
     return {k: v for k, v in full.items() if k in fields or k == "id"}
 
 
 async def ig_media_list(fake: FakeGraph, request: web.Request, node: str) -> dict:
+    """Newest first; since/until select by timestamp (time-based paging), the cursor pages within them."""
     _require_ig_access(fake, request[TOKEN], node)
     params = request[PARAMS]
-    fields = _fields(params, "id")
+    fields, (since, until) = _expanded(params, "id"), _window(params)
     with fake._lock:
-        items = sorted((m for m in fake._media.values() if m.ig_id == node), key=lambda m: int(m.id), reverse=True)
-        return _page_of(items, params, f"{fake.base_url}/{node}/media", lambda m: _media_json(m, fields))
+        items = _within(fake._media_newest_first(node), since, until)
+        return _page_of(items, request, f"{fake.base_url}/{node}/media", lambda m: _media_json(fake, m, fields))
 
 
 async def get_media(fake: FakeGraph, request: web.Request, node: str) -> dict:
     with fake._lock:
         media = fake._media[node]
         _require_ig_access(fake, request[TOKEN], media.ig_id)
-        return _media_json(media, _fields(request[PARAMS], "id"))
+        return _media_json(fake, media, _expanded(request[PARAMS], "id"))
 
 
 async def get_post(fake: FakeGraph, request: web.Request, node: str) -> dict:
     with fake._lock:
         post = next(p for pg in fake.pages.values() for p in pg.posts if p.id == node)
-        return _post_json(fake, post, _fields(request[PARAMS], "created_time,message,id"))
+        return _post_json(fake, post, _expanded(request[PARAMS], "created_time,message,id"), request[TOKEN])
 
 
 async def publishing_limit(fake: FakeGraph, request: web.Request, node: str) -> dict:
@@ -385,7 +588,8 @@ async def ig_insights(fake: FakeGraph, request: web.Request, node: str) -> dict:
 
 HANDLERS = {
     "GET /me": me, "GET /me/accounts": me_accounts, "GET /{page-id}": get_page,
-    "GET /{page-id}/feed": page_feed, "POST /{page-id}/feed": page_publish, "POST /{page-id}/photos": page_publish,
+    "GET /{page-id}/feed": page_feed, "GET /{page-id}/posts": page_feed, "POST /{page-id}/feed": page_publish,
+    "POST /{page-id}/photos": page_publish,
     "GET /{page-id}/insights": page_insights, "POST /{ig-user-id}/media": ig_create_container,
     "GET /{ig-user-id}/media": ig_media_list, "POST /{ig-user-id}/media_publish": ig_publish,
     "GET /{ig-user-id}/content_publishing_limit": publishing_limit, "GET /{ig-user-id}/insights": ig_insights,
