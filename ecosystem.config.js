@@ -25,6 +25,7 @@ const APPS = [
   ['mcp-twitter', ['-m', 'social_media_integration.twitter_mcp_server']],
   ['mcp-meta', ['-m', 'social_media_integration.facebook_instagram_mcp_server']],
   ['watcher-gmail', ['-m', 'watchers.gmail_watcher']],
+  ['scheduler', ['scheduler.py']],
 ];
 
 function app(name, args) {

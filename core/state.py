@@ -61,6 +61,9 @@ CREATE TABLE IF NOT EXISTS bank_transactions (
     balance TEXT, bank_id TEXT, source TEXT NOT NULL, source_row INTEGER NOT NULL,
     occurrence INTEGER NOT NULL DEFAULT 0, imported_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS bank_transactions_by_date ON bank_transactions (date);
+CREATE TABLE IF NOT EXISTS jobs (
+    name TEXT PRIMARY KEY, slot REAL NOT NULL, status TEXT NOT NULL, detail TEXT, pid INTEGER,
+    started REAL, finished REAL, cadence TEXT, next_run REAL);
 """
 
 # Columns added after a table first shipped: an existing database gets them at the next start.
@@ -377,6 +380,45 @@ class StateStore:
     def channel(self, name: str) -> sqlite3.Row | None:
         rows = self.query("SELECT * FROM channels WHERE name=?", (name,))
         return rows[0] if rows else None
+
+    # -- scheduled jobs ---------------------------------------------------------------------------
+    def job_claim(self, name: str, slot: float, pid: int, *, stale_pid: int | None = None) -> bool:
+        """Take the run of ``name`` due at ``slot``: True for exactly one caller, however many schedulers
+        ask. A later slot replaces an earlier one; ``stale_pid`` retakes a run its process died in."""
+        now = time.time()
+        with self.transaction() as db:
+            if stale_pid is not None:
+                cur = db.execute("UPDATE jobs SET pid=?, started=?, detail=NULL WHERE name=? AND slot=? AND "
+                                 "status='running' AND pid=?", (pid, now, name, slot, stale_pid))
+            else:
+                cur = db.execute("INSERT INTO jobs(name, slot, status, pid, started) VALUES(?,?,'running',?,?) "
+                                 "ON CONFLICT(name) DO UPDATE SET slot=excluded.slot, status='running', "
+                                 "detail=NULL, pid=excluded.pid, started=excluded.started, finished=NULL "
+                                 "WHERE jobs.slot < excluded.slot", (name, slot, pid, now))
+            return cur.rowcount == 1
+
+    def job_baseline(self, name: str, slot: float) -> None:
+        """A job seen for the first time: its past slots are not owed (nothing was missed)."""
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO jobs(name, slot, status, detail) VALUES(?,?,'new','not run yet')",
+                       (name, slot))
+
+    def job_finish(self, name: str, slot: float, status: str, detail: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE jobs SET status=?, detail=?, finished=? WHERE name=? AND slot=?",
+                       (status, detail[:500], time.time(), name, slot))
+
+    def job_plan(self, name: str, cadence: str, next_run: float) -> None:
+        """What the Dashboard shows of a job: its cadence and its next run."""
+        with self.transaction() as db:
+            db.execute("UPDATE jobs SET cadence=?, next_run=? WHERE name=?", (cadence, next_run, name))
+
+    def job(self, name: str) -> sqlite3.Row | None:
+        rows = self.query("SELECT * FROM jobs WHERE name=?", (name,))
+        return rows[0] if rows else None
+
+    def job_rows(self) -> list[sqlite3.Row]:
+        return self.query("SELECT * FROM jobs ORDER BY name")
 
     # -- health --------------------------------------------------------------------------------
     def heartbeat(self, process: str, status: str, detail: str = "", pid: int | None = None,

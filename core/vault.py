@@ -27,7 +27,7 @@ from core.text import one_line
 FOLDERS = (
     "Inbox", "Needs_Action", "In_Progress", "Plans", "Pending_Approval", "Approved", "Rejected",
     "Completed", "Failed", "Quarantine", "Logs", "Briefings", "Social_Media_Summaries",
-    "Bank_Transactions", "Accounting", "Documents", "Attachments",
+    "Bank_Transactions", "Accounting", "Documents", "Attachments", "Scheduled",
 )
 # Folders a task file can live in, in the order a lookup should try them.
 TASK_FOLDERS = ("Needs_Action", "In_Progress", "Completed", "Failed", "Quarantine")

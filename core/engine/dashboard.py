@@ -56,6 +56,17 @@ def process_rows(state: StateStore) -> list[tuple[str, str, str, str]]:
     return rows
 
 
+def schedule_rows(state: StateStore) -> list[str]:
+    """The scheduler's jobs: when each runs, how its last run went, when it runs next."""
+    rows = []
+    for r in state.job_rows():
+        last = time.strftime("%a %d %b %H:%M", time.localtime(r["started"])) if r["started"] else "not yet"
+        nxt = time.strftime("%a %d %b %H:%M", time.localtime(r["next_run"])) if r["next_run"] else "?"
+        outcome = f"{r['status']}: {one_line(r['detail'] or '')}".replace("|", "/")[:160]
+        rows.append(f"| {r['name']} | {r['cadence'] or '?'} | {last} | {outcome} | {nxt} |")
+    return rows
+
+
 def _subfolders(folder: Path) -> list[str]:
     try:
         with os.scandir(folder) as entries:
@@ -161,6 +172,10 @@ def render(vault: Vault, state: StateStore, approvals: Approvals, *, dry_run: bo
         lines += [f"| {p} | {s} | {one_line(d).replace('|', '/')} | {seen} |" for p, s, d, seen in procs]
     else:
         lines.append("No process has reported yet.")
+    jobs = schedule_rows(state)
+    if jobs:
+        lines += ["", "## Schedule", "", "| job | when | last run | outcome | next run |", "|---|---|---|---|---|"]
+        lines += jobs
     problems = recent_failures(vault, scan)
     lines += ["", "## Needs a look", ""]
     lines += [f"- {p}" for p in problems] or ["Nothing failed or was quarantined."]
