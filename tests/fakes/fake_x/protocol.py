@@ -22,7 +22,9 @@ ENDPOINTS = {  # key -> default limit per 15 minutes (user context)
     "GET /2/users/by/username/:username": 900,
     "GET /2/users/:id/tweets": 900,
     "POST /2/oauth2/token": 0,  # the token endpoint carries no rate-limit headers
+    "GET /i/oauth2/authorize": 0,  # X's consent page (on x.com; the fake serves it next to the API)
 }
+UNAUTHENTICATED = {"POST /2/oauth2/token", "GET /i/oauth2/authorize"}  # client auth, if any, is their own
 USER_CONTEXT_ONLY = {"POST /2/tweets", "DELETE /2/tweets/:id", "GET /2/users/me"}
 WRITES = {"POST /2/tweets", "DELETE /2/tweets/:id"}
 
@@ -34,6 +36,14 @@ OAUTH1_PERMISSIONS = "Your client app is not configured with the appropriate oau
 APP_ONLY_FORBIDDEN = ("Authenticating with OAuth 2.0 Application-Only is forbidden for this endpoint.  Supported "
                       "authentication types are [OAuth 1.0a User Context, OAuth 2.0 User Context].")
 BAD_REFRESH = "Value passed for the token was invalid."
+BAD_CODE = "Value passed for the authorization code was invalid."
+BAD_VERIFIER = "Value passed for the code verifier did not match the code challenge."
+BAD_REDIRECT = "Value passed for the redirect uri did not match the uri of the authorization code."
+NO_CLIENT_AUTH = "Missing valid authorization header"
+# What x.com shows instead of redirecting when the authorize request is wrong (an unregistered callback URL, an
+# unknown client id, no PKCE challenge): it never sends the browser to a redirect_uri it cannot trust.
+AUTHORIZE_REFUSED = ("Something went wrong. You weren’t able to give access to the App. Go back and try "
+                     "logging in again.")
 METRIC_FIELDS = {
     "public_metrics": ("retweet_count", "reply_count", "like_count", "quote_count", "bookmark_count",
                        "impression_count"),

@@ -63,6 +63,17 @@ class _Fault:
 
 
 @dataclass
+class _Grant:
+    """An authorization code the consent page issued: what the token endpoint checks it against."""
+    client_id: str
+    redirect_uri: str
+    scope: str
+    code_challenge: str
+    code_challenge_method: str  # "S256" or "plain"
+    expires_at: float
+
+
+@dataclass
 class _Auth:
     kind: str  # "oauth1" | "oauth2" | "app"
     user_id: str | None
@@ -74,7 +85,8 @@ class FakeX(ThreadedServer):
     name = "fake-x"
 
     def __init__(self, username: str = "acme_studio", *, name: str = "Acme Studio",
-                 user_id: str = "1500000000000000001", access_level: str = "read-write") -> None:
+                 user_id: str = "1500000000000000001", access_level: str = "read-write",
+                 client_type: str = "confidential") -> None:
         self.consumer_key = "ck-" + secrets.token_hex(8)
         self.consumer_secret = "cs-" + secrets.token_hex(16)
         self.access_token = f"{user_id}-" + secrets.token_hex(12)
@@ -82,6 +94,12 @@ class FakeX(ThreadedServer):
         self.bearer_token = "AAAAAAAAAAAAAAAAAAAAA" + secrets.token_hex(16)  # app-only
         self.client_id = "cid-" + secrets.token_hex(8)
         self.client_secret = "csec-" + secrets.token_hex(16)
+        # "confidential": the token endpoint wants HTTP Basic (client id, secret); "public": client_id in the body
+        self.client_type = client_type
+        self.callback_urls: set[str] = set()  # the app's registered callback URIs, matched exactly
+        self.consent = "allow"  # what the owner clicks on the consent page: "allow" or "deny"
+        self.code_lifetime = 30.0  # X: an authorization code is valid for 30 seconds, once
+        self.authorizations: list[dict[str, str]] = []  # the query of each authorize request, as received
         self.oauth2_scope = "tweet.read tweet.write users.read offline.access"
         self.token_lifetime = 7200
         self.access_level = access_level  # "read" makes OAuth 1.0a writes 403 oauth1-permissions
@@ -99,6 +117,7 @@ class FakeX(ThreadedServer):
         self._seq = itertools.count(1)
         self._nonces: set[tuple[str, str]] = set()
         self._oauth2: dict[str, float] = {}
+        self._codes: dict[str, _Grant] = {}
         self.refresh_token: str | None = "rt-" + secrets.token_urlsafe(24)
         self._buckets: dict[str, _Bucket] = {}
         self._faults: list[_Fault] = []
@@ -199,6 +218,11 @@ class FakeX(ThreadedServer):
         with self._lock:
             for token in self._oauth2:
                 self._oauth2[token] = 0.0
+
+    def pending_codes(self) -> int:
+        """Authorization codes issued and not yet presented at the token endpoint."""
+        with self._lock:
+            return len(self._codes)
 
     def revoke_refresh_token(self) -> None:
         """The owner revoked the app: refresh answers 400 invalid_request and access tokens stop working."""

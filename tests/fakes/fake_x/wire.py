@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import hmac
+import html
 import re
 import secrets
+import time
+import urllib.parse
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.fake_x.protocol import (APP_ONLY_FORBIDDEN, DUPLICATE, ENDPOINTS, METRIC_FIELDS, OAUTH1_PERMISSIONS,
-                                         PRIVATE_METRICS, PROBLEMS, REPLY_GONE, TOO_LONG, USER_CONTEXT_ONLY,
-                                         USER_METRICS, WRITES, BAD_REFRESH, XError, _iso, _parse_time,
-                                         field_refused, invalid_request, not_found, problem,
+from tests.fakes.fake_x.protocol import (APP_ONLY_FORBIDDEN, AUTHORIZE_REFUSED, BAD_CODE, BAD_REDIRECT, BAD_REFRESH,
+                                         BAD_VERIFIER, DUPLICATE, ENDPOINTS, METRIC_FIELDS, NO_CLIENT_AUTH,
+                                         OAUTH1_PERMISSIONS, PRIVATE_METRICS, PROBLEMS, REPLY_GONE, TOO_LONG,
+                                         UNAUTHENTICATED, USER_CONTEXT_ONLY, USER_METRICS, WRITES, XError, _iso,
+                                         _parse_time, field_refused, invalid_request, not_found, problem,
                                          weighted_length)
-from tests.fakes.fake_x.server import FakeX, Tweet, User, _Auth, _Fault
+from tests.fakes.fake_x.server import FakeX, Tweet, User, _Auth, _Fault, _Grant
 
 FAKE = web.AppKey("fake_x", FakeX)
 AUTH = web.RequestKey("x_auth", _Auth)
@@ -201,29 +206,108 @@ def _b36(n: int) -> str:
     return out or "0"
 
 
-async def oauth2_token(request: web.Request) -> web.Response:
-    """POST /2/oauth2/token, refresh_token grant; confidential clients authenticate with HTTP Basic."""
-    fake, form = request.app[FAKE], request[FORM]
+def _token_error(description: str, status: int = 400, error: str = "invalid_request") -> XError:
+    return XError(status, {"error": error, "error_description": description})
+
+
+def _client_authenticated(fake: FakeX, request: web.Request, form: dict[str, str]) -> None:
+    """A confidential client authenticates with HTTP Basic (client id, secret); a public one has no secret and
+    names itself with client_id in the body. A Basic header, when sent, must always be right."""
     header = request.headers.get("Authorization", "")
-    try:
-        cid, _, secret = base64.b64decode(header[6:]).decode().partition(":") if header.startswith("Basic ") \
-            else ("", "", "")
-    except (binascii.Error, UnicodeDecodeError):
-        cid = secret = ""
-    if not (hmac.compare_digest(cid, fake.client_id) and hmac.compare_digest(secret, fake.client_secret)):
-        raise XError(401, {"error": "unauthorized_client", "error_description": "Missing valid authorization header"})
-    if form.get("grant_type") != "refresh_token":
-        raise XError(400, {"error": "invalid_request", "error_description": "Value passed for the grant type was "
-                                                                            "invalid. Grant type should be one of "
-                                                                            "[authorization_code, refresh_token]."})
+    if header.startswith("Basic "):
+        try:
+            cid, _, secret = base64.b64decode(header[6:], validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            cid = secret = ""
+        if not (hmac.compare_digest(cid, fake.client_id) and hmac.compare_digest(secret, fake.client_secret)):
+            raise _token_error(NO_CLIENT_AUTH, 401, "unauthorized_client")
+        return
+    if fake.client_type != "public":
+        raise _token_error(NO_CLIENT_AUTH, 401, "unauthorized_client")
+    if not form.get("client_id"):
+        raise _token_error("Missing required parameter [client_id].")
+    if not hmac.compare_digest(form["client_id"], fake.client_id):
+        raise _token_error(NO_CLIENT_AUTH, 401, "unauthorized_client")
+
+
+def _pkce_matches(verifier: str, grant: _Grant) -> bool:
+    if grant.code_challenge_method == "S256":
+        digest = hashlib.sha256(verifier.encode("ascii", "replace")).digest()
+        derived = base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+    else:
+        derived = verifier
+    return hmac.compare_digest(derived, grant.code_challenge)
+
+
+async def oauth2_token(request: web.Request) -> web.Response:
+    """POST /2/oauth2/token: the authorization_code grant (PKCE) and the refresh_token grant (rotating)."""
+    fake, form = request.app[FAKE], request[FORM]
+    _client_authenticated(fake, request, form)
+    grant_type = form.get("grant_type")
+    if grant_type == "authorization_code":
+        return _authorization_code_grant(fake, form)
+    if grant_type != "refresh_token":
+        raise _token_error("Value passed for the grant type was invalid. Grant type should be one of "
+                           "[authorization_code, refresh_token].")
     with fake._lock:
         given = form.get("refresh_token", "")
         if fake.refresh_token is None or not hmac.compare_digest(given, fake.refresh_token):
-            raise XError(400, {"error": "invalid_request", "error_description": BAD_REFRESH})
+            raise _token_error(BAD_REFRESH)
         fake.refresh_token = "rt-" + secrets.token_urlsafe(24)  # rotation: the old one is spent
         access = fake._issue(None)
         return web.json_response({"token_type": "bearer", "expires_in": fake.token_lifetime, "access_token": access,
                                   "scope": fake.oauth2_scope, "refresh_token": fake.refresh_token})
+
+
+def _authorization_code_grant(fake: FakeX, form: dict[str, str]) -> web.Response:
+    for name in ("code", "redirect_uri", "code_verifier"):
+        if not form.get(name):
+            raise _token_error(f"Missing required parameter [{name}].")
+    with fake._lock:
+        # Presented once, whatever happens next: a code that failed its checks may have been intercepted.
+        grant = fake._codes.pop(form["code"], None)
+        if grant is None or grant.expires_at <= time.time() or grant.client_id != fake.client_id:
+            raise _token_error(BAD_CODE)
+        if form["redirect_uri"] != grant.redirect_uri:
+            raise _token_error(BAD_REDIRECT)
+        if not _pkce_matches(form["code_verifier"], grant):
+            raise _token_error(BAD_VERIFIER)
+        access = fake._issue(None)
+        fake.oauth2_scope = grant.scope
+        body: dict[str, Any] = {"token_type": "bearer", "expires_in": fake.token_lifetime, "access_token": access,
+                                "scope": grant.scope}
+        if "offline.access" in grant.scope.split():  # no offline.access, no refresh token
+            fake.refresh_token = body["refresh_token"] = "rt-" + secrets.token_urlsafe(24)
+        return web.json_response(body)
+
+
+async def authorize(request: web.Request) -> web.Response:
+    """GET /i/oauth2/authorize: X's consent page, with the owner's click already made (``fake.consent``).
+
+    A request X cannot trust (unknown client, a redirect_uri not registered exactly, no PKCE challenge) gets an
+    error page and no redirect. Otherwise the browser is sent back to redirect_uri with ``state`` and a code, or
+    with ``error=access_denied`` when the owner cancels."""
+    fake, q = request.app[FAKE], request.query
+    with fake._lock:
+        fake.authorizations.append(dict(q))
+    redirect_uri, scope = q.get("redirect_uri", ""), " ".join(q.get("scope", "").split())
+    method = q.get("code_challenge_method", "plain")
+    if (q.get("response_type") != "code" or q.get("client_id") != fake.client_id
+            or redirect_uri not in fake.callback_urls or not q.get("state") or not q.get("code_challenge")
+            or method not in ("S256", "plain") or not scope):
+        return web.Response(status=400, text=f"<!doctype html><p>{html.escape(AUTHORIZE_REFUSED)}</p>",
+                            content_type="text/html")
+    answer = {"state": q["state"]}
+    if fake.consent == "allow":
+        code = secrets.token_urlsafe(48)
+        with fake._lock:
+            fake._codes[code] = _Grant(fake.client_id, redirect_uri, scope, q["code_challenge"], method,
+                                       time.time() + fake.code_lifetime)
+        answer["code"] = code
+    else:
+        answer["error"] = "access_denied"
+    glue = "&" if "?" in redirect_uri else "?"
+    return web.Response(status=302, headers={"Location": redirect_uri + glue + urllib.parse.urlencode(answer)})
 
 
 def _key_of(request: web.Request) -> str | None:
@@ -257,7 +341,7 @@ async def _x_middleware(request: web.Request, handler) -> web.StreamResponse:
     try:
         if fault is not None and not fault.after_accept:
             return _fault_response(request, fake, key, fault)
-        if key != "POST /2/oauth2/token":
+        if key not in UNAUTHENTICATED:
             auth = request[AUTH] = fake._authenticate(request, form)
             if auth.kind == "app" and key in USER_CONTEXT_ONLY:
                 raise XError(403, problem(403, APP_ONLY_FORBIDDEN, title="Unsupported Authentication",
@@ -307,4 +391,5 @@ def create_app(fake: FakeX) -> web.Application:
     app.router.add_get("/2/users/by/username/{username}", user_by_username)
     app.router.add_get("/2/users/{id}/tweets", user_timeline)
     app.router.add_post("/2/oauth2/token", oauth2_token)
+    app.router.add_get("/i/oauth2/authorize", authorize)
     return app
