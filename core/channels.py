@@ -15,6 +15,8 @@ def state_of(error: BaseException | None) -> str | None:
     """What an outcome says about the channel; None when it says nothing (our bug, a refused input)."""
     if error is None:
         return "ok"
+    if (said := getattr(error, "channel_state", None)) is not None:  # e.g. "changed": the site's page changed
+        return said
     if isinstance(error, AuthError):
         return "auth_error"
     if isinstance(error, NotConfiguredError):

@@ -81,7 +81,7 @@ CREATE INDEX IF NOT EXISTS approvals_by_status ON approvals (status, created);
 
 LEDGER_STATES = ("pending", "sending", "succeeded", "failed", "unknown")
 # What a channel's last real outcome was (a call to Gmail, X, Odoo, ...), by whichever process made it.
-CHANNEL_STATES = ("ok", "auth_error", "unavailable", "rate_limited", "not_configured")
+CHANNEL_STATES = ("ok", "auth_error", "unavailable", "rate_limited", "not_configured", "changed")
 
 
 def dumps(value: Any) -> str:

@@ -43,12 +43,12 @@ async def execute(app: web.Application, tool: Tool, arguments: Any, *, request_i
     ready = app.get(READY_KEY)
     if ready is not None:
         ready()  # NOT_CONFIGURED until the channel has credentials
-    if tool.write_action is None:
+    if tool.write_action is None or (tool.reads_when is not None and tool.reads_when(args)):
         ctx = ToolContext(config=config, request_id=request_id, app=app, dry_run=config.dry_run,
                           resources=app.get(RESOURCES_KEY))
         if tool.cached and app.get(CACHE_KEY) is not None:
             return await _cached_read(app, tool, ctx, args)
-        return to_jsonable_python(await channel_call(app, tool, tool.handler(ctx, args)))
+        return to_jsonable_python(await channel_call(app, tool, tool.handler(ctx, args), args))
     params = write_params(args)
     task_id = getattr(args, "task_id", None)
     gate = app[GATE_KEY]
@@ -65,7 +65,7 @@ async def _cached_read(app: web.Application, tool: Tool, ctx: ToolContext, args:
     store = app[CACHE_KEY]
     key = f"{ctx.config.service}:{tool.name}:{canonical(args.model_dump(mode='json', exclude_none=True))}"
     try:
-        data = to_jsonable_python(await channel_call(app, tool, tool.handler(ctx, args)))
+        data = to_jsonable_python(await channel_call(app, tool, tool.handler(ctx, args), args))
     except TransientError:
         hit = await asyncio.to_thread(store.cache_get, key)
         if hit is None:
@@ -85,9 +85,10 @@ def write_params(args: pydantic.BaseModel) -> dict:
     return args.model_dump(mode="json", exclude=set(CALL_FIELDS), exclude_none=True)
 
 
-async def channel_call(app: web.Application, tool: Tool, call: Awaitable[Any]) -> Any:
+async def channel_call(app: web.Application, tool: Tool, call: Awaitable[Any], args: Any = None) -> Any:
     """Await a handler's call on the outside channel, and report what it said about the channel."""
-    report = app.get(CHANNEL_KEY) if tool.open_world else None
+    reports = app.get(CHANNEL_KEY) if tool.open_world else None
+    report = reports(tool.channel_for(args)) if reports is not None else None
     try:
         result = await call
     except Exception as err:
@@ -129,7 +130,7 @@ async def perform_write(app: web.Application, tool: Tool, args: pydantic.BaseMod
 async def _write_once(app: web.Application, tool: Tool, ctx: ToolContext, args: pydantic.BaseModel,
                       params: dict) -> Any:
     async def attempt() -> Any:
-        return to_jsonable_python(await channel_call(app, tool, tool.handler(ctx, args)))
+        return to_jsonable_python(await channel_call(app, tool, tool.handler(ctx, args), args))
 
     ledger = app.get(LEDGER_KEY)
     if ledger is None:  # a bare create_app() (the base's own tests): the handler is the whole write
@@ -138,7 +139,7 @@ async def _write_once(app: web.Application, tool: Tool, ctx: ToolContext, args: 
 
     async def find() -> Any | None:
         assert reconcile is not None
-        found = await channel_call(app, tool, reconcile(ctx, args))
+        found = await channel_call(app, tool, reconcile(ctx, args), args)
         return to_jsonable_python(found) if found is not None else None
 
     assert ctx.grant is not None

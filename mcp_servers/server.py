@@ -14,7 +14,7 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,6 +67,12 @@ class Vertical:
     refresh: Callable[[Any, Deps], object] | None = None
     refresh_seconds: float = 600.0
     describe: Callable[[Any], dict] | None = None  # what /health adds about the channel (version, transport)
+    # More outside channels the server reaches (the browser's sites), each reported apart: a tool names
+    # its own with Tool.channel, so one site logged out never pauses another.
+    sites: tuple[str, ...] = ()
+    # Async work in the server's event loop: opening what lives there (a browser) and closing it.
+    start: Callable[[Any], Awaitable[object]] | None = None
+    stop: Callable[[Any], Awaitable[object]] | None = None
 
     @property
     def actor(self) -> str:
@@ -77,10 +83,14 @@ class Pulse:
     """The heartbeat, and what /health reads without doing I/O itself: the channel's last outcome
     and the outbox, refreshed with every beat."""
 
-    def __init__(self, vertical: Vertical, daemon: Daemon, report: ChannelReport, resources: Any, detail: str) -> None:
-        self.vertical, self.daemon, self.report, self.resources, self.detail = vertical, daemon, report, resources, detail
+    def __init__(self, vertical: Vertical, daemon: Daemon, reports: dict[str, ChannelReport], resources: Any,
+                 detail: str) -> None:
+        self.vertical, self.daemon, self.resources, self.detail = vertical, daemon, resources, detail
+        self.reports = reports
+        self.report = reports[vertical.channel]  # the vertical's own channel: probes and refreshes report on it
         self.beat_at: float | None = None
         self.channel: dict | None = None
+        self.sites: dict[str, dict | None] = {}
         self.outbox: tuple[int, float | None] = (0, None)
         self.probed_at = 0.0
         self.worker_at = time.monotonic()  # the outbox worker's last pass
@@ -93,6 +103,7 @@ class Pulse:
         self.daemon.beat(status, self.detail, force=True)
         try:
             self.channel = self.report.current()
+            self.sites = {name: self.reports[name].current() for name in self.vertical.sites}
             self.outbox = self.daemon.state.outbox_waiting(self.vertical.service)
         except Exception:  # noqa: BLE001 - reported as the state store's check
             log.exception("state store unreadable")
@@ -119,17 +130,10 @@ class Pulse:
     def checks(self) -> dict:
         """Instant: no I/O (the last beat read everything), so /health needs no deadline."""
         v = self.vertical
-        if not self.configured():
-            channel = {"status": "not_configured", "detail": v.setup_hint}
-        elif self.channel is None or self.channel["state"] == "not_configured":
-            channel = {"status": "healthy", "state": "unknown", "detail": "configured; no call has been made yet"}
-        else:
-            state = self.channel["state"]
-            channel = {"status": "healthy" if state == "ok" else "degraded", "state": state,
-                       "detail": self.channel["detail"] or "the last call succeeded",
-                       "as_of": _iso(self.channel["at"]), "seen_by": self.channel["by"]}
+        channel = self._channel_check(self.channel)
         if v.describe is not None and self.configured():
             channel.update(v.describe(self.resources))
+        sites = {name: self._channel_check(self.sites.get(name)) for name in v.sites}
         if self.daemon.store_error or self.beat_at is None or time.monotonic() - self.beat_at > 3 * HEARTBEAT_SECONDS:
             store = {"status": "degraded", "detail": self.daemon.store_error or "no recent heartbeat"}
         else:
@@ -140,7 +144,15 @@ class Pulse:
                   **({"next_attempt": _iso(due)} if due else {})}
         if time.monotonic() - self.worker_at > 10 * OUTBOX_SECONDS + HEARTBEAT_SECONDS:
             outbox.update(status="degraded", detail="the outbox worker has stopped; queued writes wait")
-        return {v.channel: channel, "state_store": store, "outbox": outbox}
+        return {v.channel: channel, **sites, "state_store": store, "outbox": outbox}
+
+    def _channel_check(self, row: dict | None) -> dict:
+        if not self.configured():
+            return {"status": "not_configured", "detail": self.vertical.setup_hint}
+        if row is None or row["state"] == "not_configured":
+            return {"status": "healthy", "state": "unknown", "detail": "configured; no call has been made yet"}
+        return {"status": "healthy" if row["state"] == "ok" else "degraded", "state": row["state"],
+                "detail": row["detail"] or "the last call succeeded", "as_of": _iso(row["at"]), "seen_by": row["by"]}
 
 
 def _iso(at: float) -> str:
@@ -161,12 +173,15 @@ def build_app(settings: Settings, vertical: Vertical, **overrides: Any) -> web.A
             raise NotConfiguredError(f"{vertical.channel} is not configured: {vertical.setup_hint}")
 
     gate = StateApprovalGate(Approvals.open(vault, state, settings), state, vertical.skills, audit=audit, precheck=ready)
-    report = ChannelReport(state, vertical.channel, by=vertical.actor)
-    pulse = Pulse(vertical, Daemon(vertical.actor, state), report, resources,
+    reports = {name: ChannelReport(state, name, by=vertical.actor) for name in (vertical.channel, *vertical.sites)}
+    pulse = Pulse(vertical, Daemon(vertical.actor, state), reports, resources,
                   f"serving on port {settings.mcp_ports[vertical.service]}")
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        app[RESOURCES_KEY], app[READY_KEY], app[CHANNEL_KEY] = resources, ready, report
+        app[RESOURCES_KEY], app[READY_KEY] = resources, ready
+        app[CHANNEL_KEY] = lambda name: reports[name or vertical.channel]
+        if vertical.start is not None:
+            await vertical.start(resources)
         app[LEDGER_KEY] = WriteLedger(state, vertical.service, actor=vertical.actor, policy=vertical.retry)
         app[CACHE_KEY] = state
         await asyncio.to_thread(pulse.beat)
@@ -176,6 +191,9 @@ def build_app(settings: Settings, vertical: Vertical, **overrides: Any) -> web.A
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if vertical.stop is not None:
+            with contextlib.suppress(Exception):
+                await vertical.stop(resources)
         with contextlib.suppress(Exception):
             await asyncio.to_thread(pulse.daemon.beat, "stopped", "", force=True)
 

@@ -113,6 +113,10 @@ class Tool:
     reconcile: Reconciler | None = None  # writes: how to tell whether an interrupted attempt happened
     cached: bool = False  # reads: the last answer is kept, and served marked stale while the channel is down
     irreversible: bool = False  # writes (a payment): after an outcome in doubt, never attempted again
+    # writes: these arguments only read (an automation whose every step reads), so no approval is asked
+    reads_when: Callable[[Any], bool] | None = None
+    # The outside channel it reports on, when not the vertical's (a browser site); or which one, from the arguments.
+    channel: str | Callable[[Any], str] | None = None
 
     def __post_init__(self) -> None:
         problems = []
@@ -151,6 +155,9 @@ class Tool:
     def list_fields(self) -> frozenset[str]:
         """Fields that take repeated query parameters (`?tag=a&tag=b`) on GET routes."""
         return frozenset(name for name, f in self.call_model.model_fields.items() if _is_sequence(f.annotation))
+
+    def channel_for(self, args: Any) -> str | None:
+        return self.channel(args) if callable(self.channel) else self.channel
 
     def describe(self, params: Mapping[str, Any]) -> str:
         if self.summary is not None:

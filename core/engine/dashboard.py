@@ -127,7 +127,8 @@ def channel_rows(state: StateStore) -> list[str]:
     rows = []
     for r in state.query("SELECT * FROM channels ORDER BY name"):
         said = {"ok": "working", "auth_error": "needs you to sign in again", "unavailable": "unreachable",
-                "rate_limited": "rate limited", "not_configured": "not configured"}.get(r["state"], r["state"])
+                "rate_limited": "rate limited", "not_configured": "not configured",
+                "changed": "its page changed: selectors need an update"}.get(r["state"], r["state"])
         detail = one_line(r["detail"] or "").replace("|", "/")
         rows.append(f"| {r['name']} | {said} | {detail} | {age(time.time() - r['at'])} ago, by {r['by']} |")
     return rows

@@ -1,0 +1,25 @@
+"""linkedin_skill: LinkedIn posts from the owner's logged-in browser profile, through the Browser MCP
+server (8081), once the owner approves them.
+
+The write schema is the server's tool input schema, checked in beside this file (tools.schema.json,
+pinned to the server by a test).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from core.engine.mcp_client import McpClient
+from core.engine.skills import ActionContext, Skill
+
+skill = Skill("linkedin_skill")
+SCHEMAS = json.loads(Path(__file__).with_name("tools.schema.json").read_text("utf-8"))
+
+
+@skill.action(schema=SCHEMAS["social_media_post"], channel="social", text_param="text", idempotent=True,
+              description="Publish a post on LinkedIn.")
+def social_media_post(params: dict, ctx: ActionContext) -> dict:
+    # idempotent: one ledger entry per grant; an interrupted post is looked for on the owner's activity
+    # page before anything is posted again.
+    return McpClient.for_service(ctx.settings, "browser").post(
+        "/social-media-post", {**params, "grant_id": ctx.grant_id, "task_id": ctx.task_id}, idempotent=True)
