@@ -24,7 +24,7 @@ from core.daemon import Daemon, FolderFeed, run_daemon
 from core.engine.executor import RECHECK_SECONDS
 from core.engine.dashboard import DashboardWriter, age, count_files, process_rows, COUNTED
 from core.documents import Document, DocumentError, iso, utcnow
-from core.errors import AIEmployeeError
+from core.errors import AIEmployeeError, TransientError
 from core.locks import task_lock
 from core.engine.plans import EXPIRED, FAILED, PENDING, QUEUED, REJECTED, SKIPPED, TERMINAL, ProposedStep
 from core.tasks import Task, update_task
@@ -401,6 +401,23 @@ def _warn_if_down(wf: Workflow) -> None:
         print("Note: the agent interface is not running; start the suite (see README) to execute it.")
 
 
+def cmd_site(settings: Settings, args: argparse.Namespace) -> int:
+    from core.engine.mcp_client import McpClient
+    from core.site_login import check, login
+    client = McpClient.for_service(settings, "browser")
+    try:
+        if args.command == "login":
+            return login(client, args.site, wait_s=args.wait)
+        return check(client, args.site)
+    except TransientError as err:
+        print(f"The browser server does not answer ({err}); start the suite first (./scripts/start.sh).",
+              file=sys.stderr)
+        return 1
+    except AIEmployeeError as err:
+        print(f"{args.site}: {err}", file=sys.stderr)
+        return 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="agent_interface.py", description="AI Employee: executor and owner's CLI")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -414,6 +431,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reason", default="")
     p = sub.add_parser("retry", help="try a failed task again")
     p.add_argument("id")
+    p = sub.add_parser("login", help="log in to WhatsApp Web or LinkedIn once, in a visible browser window")
+    p.add_argument("site", choices=["whatsapp", "linkedin"])
+    p.add_argument("--wait", type=float, default=300.0, help="seconds to wait for you to log in (default 300)")
+    p = sub.add_parser("check", help="the selectors self-test: which elements of a site's page no longer match")
+    p.add_argument("site", choices=["whatsapp", "linkedin"])
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -422,6 +444,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.command == "run":
         return run_daemon("agent-interface", AgentInterface, settings=settings)
+    if args.command in ("login", "check"):
+        return cmd_site(settings, args)
     logging.basicConfig(level=logging.WARNING)
     wf = Workflow.open(settings, actor="owner")
     return {"status": cmd_status, "pending": cmd_pending, "approve": cmd_approve, "reject": cmd_reject,

@@ -21,6 +21,7 @@ const APPS = [
   ['reasoning-loop', ['reasoning_loop.py']],
   ['agent-interface', ['agent_interface.py', 'run']],
   ['mcp-email', ['-m', 'mcp_servers.email_server']],
+  ['mcp-browser', ['-m', 'mcp_servers.browser_server']],
   ['mcp-odoo', ['-m', 'odoo_integration.mcp_server']],
   ['mcp-twitter', ['-m', 'social_media_integration.twitter_mcp_server']],
   ['mcp-meta', ['-m', 'social_media_integration.facebook_instagram_mcp_server']],

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the suite needs, and only what is missing; safe to run again and again.
 #   ./scripts/setup.sh          Python venv (.venv) with requirements.txt, and the local pm2 (node_modules)
-#   ./scripts/setup.sh --dev    also requirements-dev.txt, Debian's chromium (browser tests) and wrk (bench/)
+#   ./scripts/setup.sh --dev    also requirements-dev.txt, Debian's chromium and xvfb (browser tests) and wrk (bench/)
 # No .env is created: every setting has a safe default (see .env.example).
 set -euo pipefail
 
@@ -67,10 +67,11 @@ if [ ! -x node_modules/.bin/pm2 ] || [ "$(cat "$LOCK_STAMP" 2>/dev/null)" != "$W
 fi
 say "pm2 $(node -p 'require("./node_modules/pm2/package.json").version') ready (node_modules/.bin/pm2)"
 
-# --- Tests and benchmarks: Debian's chromium and wrk -------------------------------------------
+# --- Tests and benchmarks: Debian's chromium, xvfb and wrk -------------------------------------
 if [ "$DEV" = 1 ]; then
   MISSING=()
   [ -x /usr/bin/chromium ] || MISSING+=(chromium)
+  command -v Xvfb >/dev/null || MISSING+=(xvfb)   # a display for the visible login window's test
   command -v wrk >/dev/null || MISSING+=(wrk)
   if [ "${#MISSING[@]}" -gt 0 ]; then
     SUDO=""
@@ -83,7 +84,7 @@ if [ "$DEV" = 1 ]; then
     $SUDO apt-get update -qq >/dev/null || die "apt-get update failed"
     if ! $SUDO apt-get install -y -qq --no-install-recommends "${MISSING[@]}" >/dev/null; then
       # wrk only serves the benchmarks: without it the tests still run
-      $SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null || die "apt-get install chromium failed"
+      $SUDO apt-get install -y -qq --no-install-recommends chromium xvfb >/dev/null || die "apt-get install chromium xvfb failed"
       say "warning: wrk could not be installed; bench/ needs it"
     fi
   fi

@@ -12,7 +12,8 @@ from core.errors import ValidationError
 X_LIMIT, X_LINK = 280, 23
 _URL = re.compile(r"https?://\S+")
 _IMAGE = re.compile(r"https://\S+?\.(?:jpe?g|png|webp)(?:\?\S*)?", re.IGNORECASE)
-_LEAD = re.compile(r"^\s*(?:please\s+)?(?:post|tweet|share)\s+(?:about|this|that)?\s*:?\s*", re.IGNORECASE)
+_LEAD = re.compile(r"^\s*(?:please\s+)?(?:post|tweet|share)\s+(?:on\s+linkedin\s*)?(?:about|this|that)?\s*:?\s*",
+                   re.IGNORECASE)
 _THREAD_LEAD = re.compile(r"^\s*(?:please\s+)?(?:post|tweet|write)\s+(?:a\s+)?thread(?:\s+about)?\b[^\n]*\n", re.IGNORECASE)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
 MAX_THREAD = 25

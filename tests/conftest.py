@@ -26,12 +26,13 @@ PROCESSES = {
     "email": ["-m", "mcp_servers.email_server"],
     "gmail": ["-m", "watchers.gmail_watcher"],
     "odoo": ["-m", "odoo_integration.mcp_server"],
+    "browser": ["-m", "mcp_servers.browser_server"],
     "twitter": ["-m", "social_media_integration.twitter_mcp_server"],
     "meta": ["-m", "social_media_integration.facebook_instagram_mcp_server"],
     "scheduler": ["scheduler.py"],
 }
 HEALTH_NAMES = {"watcher": "watcher-files", "loop": "reasoning-loop", "agent": "agent-interface",
-                "email": "mcp-email", "gmail": "watcher-gmail", "odoo": "mcp-odoo",
+                "email": "mcp-email", "gmail": "watcher-gmail", "odoo": "mcp-odoo", "browser": "mcp-browser",
                 "twitter": "mcp-twitter", "meta": "mcp-meta", "scheduler": "scheduler"}
 # What start_all() starts: the file pipeline. Channel processes need their fakes and ports first.
 PIPELINE = ("watcher", "loop", "agent")

@@ -31,7 +31,8 @@ PM2 = ROOT / "node_modules" / ".bin" / "pm2"
 APPS = tuple(json.loads(subprocess.check_output(
     ["node", "-e", "console.log(JSON.stringify(require('./ecosystem.config.js').apps.map(a => a.name)))"],
     cwd=ROOT, text=True)))
-SERVERS = {"mcp-email": "EMAIL_MCP_PORT", "mcp-odoo": "ODOO_MCP_PORT", "mcp-twitter": "TWITTER_MCP_PORT",
+SERVERS = {"mcp-email": "EMAIL_MCP_PORT", "mcp-browser": "BROWSER_MCP_PORT", "mcp-odoo": "ODOO_MCP_PORT",
+           "mcp-twitter": "TWITTER_MCP_PORT",
            "mcp-meta": "META_MCP_PORT"}  # the MCP servers among them
 KILL_TIMEOUT = 10.0  # ecosystem.config.js kill_timeout: past it PM2 would SIGKILL
 # Variables that would point the suite elsewhere if a developer's shell or .env had them set.
@@ -188,10 +189,12 @@ def test_ecosystem_starts_restarts_processes_and_stops(pm2: Pm2) -> None:
     # The processes got the environment of `pm2 start`: they use the temporary vault, not the repo's.
     assert (pm2.vault / "Needs_Action").is_dir() and (pm2.vault / "Dashboard.md").exists()
 
-    # Every server answers /health on the port it was given (no credentials here: not_configured).
+    # Every server answers /health on the port it was given (no credentials here: not_configured; the
+    # browser needs none, only Chromium, which it launches on first use).
     for name, var in SERVERS.items():
         health = pm2.eventually(lambda: _health(pm2.env[var]), f"{name} to answer /health")
-        assert health["status"] == "not_configured" and health["service"] == name.removeprefix("mcp-"), health
+        expected = "healthy" if name == "mcp-browser" else "not_configured"
+        assert health["status"] == expected and health["service"] == name.removeprefix("mcp-"), health
 
     # kill -9 of a watcher-fed worker and of a server: PM2 brings each back (after its 1 s backoff),
     # the new process beats, the server answers again, and nobody else was disturbed.

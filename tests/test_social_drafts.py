@@ -67,3 +67,7 @@ def test_any_note_gives_drafts_that_fit_or_a_clear_refusal(text):
 @given(st.text(max_size=2000))
 def test_fit_for_x_always_fits(text):
     assert x_length(fit_for_x(text)) <= X_LIMIT
+
+
+def test_a_linkedin_note_loses_its_lead_words():
+    assert draft_posts("Please post on LinkedIn: we are hiring.")["facebook"]["message"] == "We are hiring."

@@ -147,6 +147,9 @@ class FakeSites(ThreadedServer):
             self.wa_sent.append((chat["title"], body["text"]))
             return web.json_response(message)
 
+        async def whatsapp_linked(request):  # polled by the linking screen, as the phone scans its code
+            return web.json_response({"linked": self.whatsapp_variant != "logged_out"})
+
         async def whatsapp_read(request):
             chat_of(await request.json())["unread"] = 0
             return web.json_response({})
@@ -187,6 +190,7 @@ class FakeSites(ThreadedServer):
         app.router.add_get("/wa/", whatsapp_home)
         app.router.add_post("/wa/api/send", whatsapp_send)
         app.router.add_post("/wa/api/read", whatsapp_read)
+        app.router.add_get("/wa/api/linked", whatsapp_linked)
         app.router.add_get("/li/feed/", linkedin_feed)
         app.router.add_get("/li/in/me/recent-activity/all/", linkedin_activity)
         app.router.add_get("/li/checkpoint/challenge/{tail}", checkpoint)
