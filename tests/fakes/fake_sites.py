@@ -12,7 +12,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from tests.fakes.threaded import ThreadedServer
+from tests.fakes.threaded import Hold, ThreadedServer
 
 PAGES = Path(__file__).resolve().parent.parent / "browser_pages"
 
@@ -82,7 +82,11 @@ def _wa_chats(lang: str) -> list[dict]:
 
 
 class FakeSites(ThreadedServer):
-    """WhatsApp Web under /wa/, LinkedIn under /li/, ordinary pages under /pages/."""
+    """WhatsApp Web under /wa/, LinkedIn under /li/, ordinary pages under /pages/. ``hold(match, after=)``
+    parks a send ("whatsapp/send") or a post ("linkedin/post") before or after it takes effect."""
+
+    def hold(self, match: str, *, after: bool = False) -> Hold:
+        return self._add_hold(Hold(match, after=after))
 
     name = "fake-sites"
 
@@ -138,13 +142,16 @@ class FakeSites(ThreadedServer):
 
         async def whatsapp_send(request):
             body = await request.json()
-            hold = self._take_hold(lambda h: h.match == "whatsapp/send")
+            hold = self._take_hold(lambda h: h.match == "whatsapp/send" and not h.after)
             if hold is not None:
                 await hold.wait(request, body)
             chat = chat_of(body)
             message = wa_message(chat["id"], True, "Owner", "1:00 PM", "3/4/2026", body["text"])
             chat["messages"].append(message)
             self.wa_sent.append((chat["title"], body["text"]))
+            hold = self._take_hold(lambda h: h.match == "whatsapp/send" and h.after)
+            if hold is not None:  # sent; only the answer waits
+                await hold.wait(request, body)
             return web.json_response(message)
 
         async def whatsapp_linked(request):  # polled by the linking screen, as the phone scans its code
@@ -170,9 +177,15 @@ class FakeSites(ThreadedServer):
 
         async def linkedin_post(request):
             body = await request.json()
+            hold = self._take_hold(lambda h: h.match == "linkedin/post" and not h.after)
+            if hold is not None:
+                await hold.wait(request, body)
             item = {"urn": f"urn:li:activity:{next(self._urns)}", "author": "Owner", "own": True, "text": body["text"]}
             self.li_posts.insert(0, item)
             self.li_posted.append(body["text"])
+            hold = self._take_hold(lambda h: h.match == "linkedin/post" and h.after)
+            if hold is not None:  # posted; only the answer waits
+                await hold.wait(request, body)
             return web.json_response(item)
 
         async def page(request):
