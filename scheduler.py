@@ -22,6 +22,8 @@ import schedule
 from core.audit import AuditLog
 from core.config import Settings
 from core.content_calendar import ContentCalendar
+from core.credentials import survey
+from core.reminders import Reminders, credentials_section
 from core.daemon import Daemon, run_daemon
 from core.engine.skills import ActionContext, SkillRegistry
 from core.errors import ConfigError, NotConfiguredError, error_for_code
@@ -37,6 +39,8 @@ CADENCES = {
     "social_summaries": ("SOCIAL_SUMMARY_AT", "monday 06:30",
                          "the week on X, the Facebook Page and Instagram, to Social_Media_Summaries/"),
     "scheduled_posts": ("SCHEDULED_POSTS_EVERY", "every 30s", "posts in Scheduled/ whose publish_at has come"),
+    "credentials": ("CREDENTIALS_CHECK_EVERY", "every 6h",
+                    "each credential's age and expiry on the Dashboard; a reminder task when one is due"),
 }
 SUMMARIES = (("twitter", "twitter_skill"), ("meta", "facebook_instagram_skill"))
 
@@ -51,6 +55,7 @@ class Scheduler:
         self.registry = registry or SkillRegistry().discover(settings.skills_dir)
         self.daemon = Daemon(PROCESS, self.state)
         self.calendar = ContentCalendar(self.vault, self.state, self.audit, state_dir=settings.state_db.parent)
+        self.reminders = Reminders(self.vault, self.state, self.audit, state_dir=settings.state_db.parent)
         self.jobs = self._jobs()
         self.book = JobBook(self.state, self.jobs, on_ran=self._ran)
         self._running: set[str] = set()
@@ -59,7 +64,8 @@ class Scheduler:
 
     # -- the jobs ---------------------------------------------------------------------------------
     def _jobs(self) -> list[Job]:
-        work = {"social_summaries": self.social_summaries, "scheduled_posts": self.scheduled_posts}
+        work = {"social_summaries": self.social_summaries, "scheduled_posts": self.scheduled_posts,
+                "credentials": self.credentials}
         jobs = []
         for name, (variable, default, description) in CADENCES.items():
             cadence = Cadence.parse(self.settings.env.get(variable) or default, variable=variable)
@@ -83,6 +89,13 @@ class Scheduler:
     def scheduled_posts(self) -> str:
         made = self.calendar.release_due()
         return f"{len(made)} scheduled post(s) released" if made else "nothing due"
+
+    def credentials(self) -> str:
+        seen = survey(self.state, self.settings.env, base=self.settings.vault_path.parent)
+        now = time.time()
+        made = [task for s in seen if (why := s.reminder_due(now)) and (task := self.reminders.file(s, why))]
+        self.state.cache_put("dashboard:credentials", credentials_section(seen, now))
+        return f"{len(seen)} credential(s) checked" + (f"; {len(made)} reminder(s) filed" if made else "")
 
     def _call(self, skill: str, action: str, params: dict) -> dict:
         ctx = ActionContext(f"scheduler:{skill}.{action}", None, None, self.settings.dry_run, self.settings)

@@ -31,8 +31,15 @@ def run_daemon(name: str, build: Callable[[Settings], Any], method: str = "run",
         print(f"{name}: configuration error: {err}", file=sys.stderr)
         return 2
     setup_logging(settings, name)
+    # A stop asked for while the worker is still being built (PM2 stopping a process that just started)
+    # is kept and honoured once it runs, instead of killing it half-built.
+    early = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: early.set())
     worker = build(settings)
     worker.daemon.install_signal_handlers()
+    if early.is_set():
+        worker.daemon.stop.set()
     getattr(worker, method)()
     log.info("%s stopped", name)
     return 0

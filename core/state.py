@@ -61,6 +61,8 @@ CREATE TABLE IF NOT EXISTS bank_transactions (
     balance TEXT, bank_id TEXT, source TEXT NOT NULL, source_row INTEGER NOT NULL,
     occurrence INTEGER NOT NULL DEFAULT 0, imported_at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS bank_transactions_by_date ON bank_transactions (date);
+CREATE TABLE IF NOT EXISTS credentials (
+    name TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, first_seen REAL NOT NULL);
 CREATE TABLE IF NOT EXISTS jobs (
     name TEXT PRIMARY KEY, slot REAL NOT NULL, status TEXT NOT NULL, detail TEXT, pid INTEGER,
     started REAL, finished REAL, cadence TEXT, next_run REAL);
@@ -380,6 +382,15 @@ class StateStore:
     def channel(self, name: str) -> sqlite3.Row | None:
         rows = self.query("SELECT * FROM channels WHERE name=?", (name,))
         return rows[0] if rows else None
+
+    # -- credentials (a fingerprint and when it was first seen: never the secret) --------------------
+    def credential_seen(self, name: str, fingerprint: str, now: float) -> float:
+        """When this credential, as it is now, was first seen; a new fingerprint (rotated) starts now."""
+        with self.transaction() as db:
+            db.execute("INSERT INTO credentials(name, fingerprint, first_seen) VALUES(?,?,?) ON CONFLICT(name) "
+                       "DO UPDATE SET fingerprint=excluded.fingerprint, first_seen=excluded.first_seen "
+                       "WHERE credentials.fingerprint != excluded.fingerprint", (name, fingerprint, now))
+            return db.execute("SELECT first_seen FROM credentials WHERE name=?", (name,)).fetchone()[0]
 
     # -- scheduled jobs ---------------------------------------------------------------------------
     def job_claim(self, name: str, slot: float, pid: int, *, stale_pid: int | None = None) -> bool:

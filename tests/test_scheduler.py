@@ -189,7 +189,9 @@ def test_two_scheduler_processes_catch_up_a_missed_monday_once(tmp_path):
         try:
             row = wait_until(lambda: (r := state.job("social_summaries")) and r["status"] == "ok" and r,
                              timeout=30, message="the caught-up summaries")
-            wait_until(lambda: all(state.query("SELECT pid FROM health WHERE process='scheduler'")), timeout=10)
+            for n in (1, 2):  # both really ran (each past its start), not one killed while importing
+                wait_until(lambda: "running the schedule" in (tmp_path / f"s{n}.log").read_text(), timeout=30,
+                           message=f"scheduler {n} to run")
         finally:
             for proc in procs:
                 proc.terminate()

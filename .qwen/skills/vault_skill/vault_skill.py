@@ -62,3 +62,10 @@ def file_document_reconcile(params: dict, ctx: ActionContext) -> dict | None:
 def list_folder(params: dict, ctx: ActionContext) -> dict:
     folder = _vault(ctx).folder(params["folder"])
     return {"files": sorted(p.name for p in folder.glob("*") if p.is_file() and not p.name.startswith("."))}
+
+
+@skill.action(
+    schema={"type": "object", "additionalProperties": False, "properties": {"note": {"type": "string", "maxLength": 500}}},
+    description="Record that the owner has done what a reminder asked (rotated a credential); nothing else.")
+def acknowledge(params: dict, ctx: ActionContext) -> dict:
+    return {"acknowledged": True, "note": params.get("note", "")}
