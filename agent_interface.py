@@ -403,7 +403,7 @@ def _warn_if_down(wf: Workflow) -> None:
 
 def cmd_site(settings: Settings, args: argparse.Namespace) -> int:
     from core.engine.mcp_client import McpClient
-    from core.site_login import check, login
+    from core.engine.site_login import check, login
     client = McpClient.for_service(settings, "browser")
     try:
         if args.command == "login":
