@@ -26,6 +26,7 @@ const APPS = [
   ['mcp-twitter', ['-m', 'social_media_integration.twitter_mcp_server']],
   ['mcp-meta', ['-m', 'social_media_integration.facebook_instagram_mcp_server']],
   ['watcher-gmail', ['-m', 'watchers.gmail_watcher']],
+  ['watcher-whatsapp', ['-m', 'watchers.whatsapp_watcher']],
   ['scheduler', ['scheduler.py']],
 ];
 

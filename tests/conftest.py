@@ -30,10 +30,12 @@ PROCESSES = {
     "twitter": ["-m", "social_media_integration.twitter_mcp_server"],
     "meta": ["-m", "social_media_integration.facebook_instagram_mcp_server"],
     "scheduler": ["scheduler.py"],
+    "whatsapp": ["-m", "watchers.whatsapp_watcher"],
 }
 HEALTH_NAMES = {"watcher": "watcher-files", "loop": "reasoning-loop", "agent": "agent-interface",
                 "email": "mcp-email", "gmail": "watcher-gmail", "odoo": "mcp-odoo", "browser": "mcp-browser",
-                "twitter": "mcp-twitter", "meta": "mcp-meta", "scheduler": "scheduler"}
+                "twitter": "mcp-twitter", "meta": "mcp-meta", "scheduler": "scheduler",
+                "whatsapp": "watcher-whatsapp"}
 # What start_all() starts: the file pipeline. Channel processes need their fakes and ports first.
 PIPELINE = ("watcher", "loop", "agent")
 

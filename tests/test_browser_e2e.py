@@ -83,8 +83,11 @@ def test_a_whatsapp_message_becomes_one_task_and_one_reply_across_kill9_mid_send
     s = browser
     for name in ("whatsapp", "loop", "agent"):
         s.suite.start(name)
-    files = wait_until(lambda: len(f := md_files(s.suite.folder("Pending_Approval"))) >= 2 and f, timeout=90,
-                       message="replies proposed for Jane's messages")
+    # Jane's two messages (a known contact) and the Accounting Team's two with "payment"/"invoice":
+    # one proposed reply each; nothing for the rest.
+    files = wait_until(lambda: len(f := md_files(s.suite.folder("Pending_Approval"))) >= 4 and f, timeout=90,
+                       message="replies proposed for the messages that need the owner")
+    assert len(files) == 4
     jane = [p for p in files if Document.parse(p.read_text("utf-8")).meta["params"]["chat"] == "Jane Doe"]
     assert jane, files
     request = jane[0]

@@ -2,7 +2,8 @@
 
 The shipped default approves nothing that leaves the machine. Read-only actions never need
 approval. An auto-approval rule applies only inside its conditions (amount, known contacts), outside
-quiet hours and within the channel's hourly rate limit; everything else goes to the owner.
+quiet hours and within the channel's hourly rate limit; everything else goes to the owner. The
+``watch`` key names the words that make an incoming message need the owner (the WhatsApp watcher).
 """
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ from core.errors import ValidationError
 
 _BLOCK = re.compile(r"^```ya?ml[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 DEFAULT_RATE_LIMITS = {"email": 10, "payment": 3, "social": 5, "message": 10}
+# Words that make an incoming message (WhatsApp) need the owner when the handbook names none (``watch.keywords``).
+DEFAULT_WATCH_KEYWORDS = ("urgent", "asap", "invoice", "payment", "help")
 
 
 class PolicyError(ValidationError):
@@ -68,6 +71,7 @@ class Policy:
     approval_ttl_hours: float | None = None
     planning_rules: tuple[dict, ...] = ()
     bank_formats: tuple[dict, ...] = ()  # the owner's bank CSV column mappings (odoo_integration.bank_files)
+    watch_keywords: tuple[str, ...] = DEFAULT_WATCH_KEYWORDS  # a message with one of these needs the owner
 
     # -- decisions -------------------------------------------------------------------------------
     def decide(self, info: ActionInfo, params: dict[str, Any], *, now: dt.datetime | None = None,
@@ -163,7 +167,37 @@ def parse_policy(data: dict[str, Any]) -> Policy:
         approval_ttl_hours=float(ttl) if ttl is not None else None,
         planning_rules=tuple(planning),
         bank_formats=tuple(formats),
+        watch_keywords=_watch_keywords(data.get("watch")),
     )
+
+
+def _watch_keywords(section: Any) -> tuple[str, ...]:
+    """``watch: {keywords: [...]}``: absent (or null) means the defaults, ``[]`` means none."""
+    if section is None:
+        return DEFAULT_WATCH_KEYWORDS
+    if not isinstance(section, dict):
+        raise PolicyError("'watch' must be a mapping such as {keywords: [urgent, invoice]}")
+    unknown = sorted(str(k) for k in section if k != "keywords")
+    if unknown:
+        raise PolicyError(f"watch has unknown key(s) {', '.join(map(repr, unknown))}: the only one is 'keywords'")
+    raw = section.get("keywords")
+    if raw is None:
+        return DEFAULT_WATCH_KEYWORDS
+    if not isinstance(raw, list):
+        raise PolicyError(f"watch.keywords must be a list of words such as [urgent, invoice], got {_shown(raw)}")
+    keywords: list[str] = []
+    for i, word in enumerate(raw):
+        if not isinstance(word, str) or not word.strip():
+            raise PolicyError(f"watch.keywords[{i}] must be a non-empty word or phrase (quote numbers), "
+                              f"got {_shown(word)}")
+        if " ".join(word.split()) not in keywords:
+            keywords.append(" ".join(word.split()))
+    return tuple(keywords)
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit] + "…"
 
 
 def _check_planning_rule(rule: Any, where: str) -> None:
@@ -196,7 +230,7 @@ def policy_from_markdown(text: str) -> Policy:
             data = yaml.safe_load(match.group(1))
         except yaml.YAMLError as err:
             raise PolicyError(f"the YAML block in the handbook is invalid: {err}") from err
-        if isinstance(data, dict) and ("policy" in data or "planning" in data or "bank_formats" in data):
+        if isinstance(data, dict) and any(key in data for key in ("policy", "planning", "bank_formats", "watch")):
             return parse_policy(data)
     return Policy()
 
