@@ -429,3 +429,27 @@ def test_linkedin_checkpoint_is_detected(e):
         e.run(linkedin.post(e.engine, "Never posted"))
     assert caught.value.state == "checkpoint" and e.engine.state("linkedin") == "checkpoint"
     assert e.sites.li_posted == []
+
+
+def test_an_idle_engine_runs_neither_chromium_nor_the_playwright_driver(tmp_path):
+    """Both start with the first page: an idle browser server costs only its own process."""
+    import os
+    engine = BrowserEngine(BrowserConfig(profile_dir=tmp_path, executable=CHROMIUM, allowed_hosts=("127.0.0.1",),
+                                         only_allowed=True), resolver=loopback_resolver)
+
+    async def started_children() -> list[str]:
+        await engine.start()
+        try:
+            me = str(os.getpid())
+            return [Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+                    for p in os.listdir("/proc") if p.isdigit() and _parent(p) == me]
+        finally:
+            await engine.stop()
+    assert not [c for c in asyncio.run(started_children()) if "node" in c or "chrom" in c]
+
+
+def _parent(pid: str) -> str | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1]
+    except OSError:
+        return None

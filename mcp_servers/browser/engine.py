@@ -66,6 +66,8 @@ class BrowserEngine:
         self.proxy = PolicyProxy(self.policy)
         self.lock_timeout_s = lock_timeout_s
         self._pw: Any = None
+        self._pw_lock = asyncio.Lock()
+        self._started = False
         self._web: Any = None
         self._web_lock = asyncio.Lock()
         self._web_slots = asyncio.Semaphore(WEB_PAGES_AT_ONCE)
@@ -82,8 +84,18 @@ class BrowserEngine:
                                      f"(apt-get install chromium) or point BROWSER_EXECUTABLE at it")
         _ = self.selectors  # a broken selectors file stops the start, naming the variable
         await self.proxy.start()
-        self._pw = await async_playwright().start()
+        self._started = True
         return self
+
+    async def _playwright(self) -> Any:
+        """Playwright's driver (a Node process of its own) starts with the first page, as Chromium does:
+        an idle server that has not browsed yet costs no driver."""
+        if not self._started:
+            raise BrowserUnavailable("the browser engine is not started")
+        async with self._pw_lock:
+            if self._pw is None:
+                self._pw = await async_playwright().start()
+            return self._pw
 
     async def stop(self) -> None:
         for slot in self._sites.values():
@@ -94,6 +106,7 @@ class BrowserEngine:
         if self._pw is not None:
             pw, self._pw = self._pw, None
             await _bounded(pw.stop())
+        self._started = False
         await self.proxy.stop()
 
     async def __aenter__(self) -> "BrowserEngine":
@@ -191,8 +204,7 @@ class BrowserEngine:
                                timeout_s=min(5.0, self.config.element_timeout_s))
 
     async def _site_page(self, slot: _Site) -> Any:
-        if self._pw is None:
-            raise BrowserUnavailable("the browser engine is not started")
+        await self._playwright()
         if slot.context is None:
             slot.context, slot.guard = await self._launch_site(slot)
         pages = [p for p in slot.context.pages if not p.is_closed()]
@@ -275,8 +287,7 @@ class BrowserEngine:
             self._web_slots.release()
 
     async def _web_browser(self) -> Any:
-        if self._pw is None:
-            raise BrowserUnavailable("the browser engine is not started")
+        await self._playwright()
         async with self._web_lock:
             if self._web is None or not self._web.is_connected():
                 try:
