@@ -196,10 +196,10 @@ def test_ecosystem_starts_restarts_processes_and_stops(pm2: Pm2) -> None:
         expected = "healthy" if name == "mcp-browser" else "not_configured"
         assert health["status"] == expected and health["service"] == name.removeprefix("mcp-"), health
 
-    # kill -9 of a watcher-fed worker and of a server: PM2 brings each back (after its 1 s backoff),
+    # kill -9 of a watcher, a watcher-fed worker and a server: PM2 brings each back (after its 1 s backoff),
     # the new process beats, the server answers again, and nobody else was disturbed.
     t_kill = time.time()
-    killed = {name: apps[name] for name in ("reasoning-loop", "mcp-email")}
+    killed = {name: apps[name] for name in ("watcher-files", "reasoning-loop", "mcp-email")}
     for old in killed.values():
         os.kill(old["pid"], signal.SIGKILL)
 
