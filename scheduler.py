@@ -24,6 +24,7 @@ from core.config import Settings
 from core.content_calendar import ContentCalendar
 from core.credentials import survey
 from core.reminders import Reminders, credentials_section
+from core.suite_health import suite_health
 from core.daemon import Daemon, run_daemon
 from core.engine.skills import ActionContext, SkillRegistry
 from core.errors import ConfigError, NotConfiguredError, error_for_code
@@ -41,6 +42,7 @@ CADENCES = {
     "scheduled_posts": ("SCHEDULED_POSTS_EVERY", "every 30s", "posts in Scheduled/ whose publish_at has come"),
     "credentials": ("CREDENTIALS_CHECK_EVERY", "every 6h",
                     "each credential's age and expiry on the Dashboard; a reminder task when one is due"),
+    "health_checks": ("HEALTH_CHECK_EVERY", "every 1m", "every server's /health and every process's heartbeat"),
 }
 SUMMARIES = (("twitter", "twitter_skill"), ("meta", "facebook_instagram_skill"))
 
@@ -65,7 +67,7 @@ class Scheduler:
     # -- the jobs ---------------------------------------------------------------------------------
     def _jobs(self) -> list[Job]:
         work = {"social_summaries": self.social_summaries, "scheduled_posts": self.scheduled_posts,
-                "credentials": self.credentials}
+                "credentials": self.credentials, "health_checks": self.health_checks}
         jobs = []
         for name, (variable, default, description) in CADENCES.items():
             cadence = Cadence.parse(self.settings.env.get(variable) or default, variable=variable)
@@ -96,6 +98,13 @@ class Scheduler:
         made = [task for s in seen if (why := s.reminder_due(now)) and (task := self.reminders.file(s, why))]
         self.state.cache_put("dashboard:credentials", credentials_section(seen, now))
         return f"{len(seen)} credential(s) checked" + (f"; {len(made)} reminder(s) filed" if made else "")
+
+    def health_checks(self) -> str:
+        section, problems = suite_health(self.settings, self.state)
+        self.state.cache_put("dashboard:health", section)
+        if problems:
+            raise RuntimeError("; ".join(problems))  # recorded as the job's outcome: failed, with what
+        return "every server answers and every process beats"
 
     def _call(self, skill: str, action: str, params: dict) -> dict:
         ctx = ActionContext(f"scheduler:{skill}.{action}", None, None, self.settings.dry_run, self.settings)

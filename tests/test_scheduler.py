@@ -242,3 +242,33 @@ def test_the_dashboard_shows_each_job_its_last_outcome_and_next_run(tmp_path):
     page = render(vault, state, Approvals(vault, state), dry_run=True)
     assert "## Schedule" in page
     assert "| social_summaries | monday 06:30 |" in page and "| ok: X: 3 posts, reach 1,200 | Mon 07 Dec 06:30 |" in page
+
+
+class HealthStub(ThreadedServer):
+    """A server's /health: degraded, its outbox waiting."""
+    name = "health-stub"
+
+    def build_app(self) -> web.Application:
+        async def health(request: web.Request) -> web.Response:
+            return web.json_response({"status": "degraded", "checks": {
+                "x": {"status": "healthy"}, "outbox": {"status": "degraded", "detail": "2 write(s) wait"}}})
+        app = web.Application()
+        app.router.add_get("/health", health)
+        return app
+
+
+def test_the_health_job_sees_every_server_and_every_silent_process(tmp_path):
+    from core.suite_health import suite_health
+    from tests.conftest import free_port
+    with HealthStub() as stub:
+        closed = free_port()  # nothing listens there: a server that is down
+        env = make_env(tmp_path, TWITTER_MCP_PORT=str(stub.port), EMAIL_MCP_PORT=str(closed),
+                       BROWSER_MCP_PORT=str(closed), ODOO_MCP_PORT=str(closed), META_MCP_PORT=str(closed))
+        settings = Settings.from_env(env, load_dotenv_file=False)
+        state = StateStore(settings.state_db)
+        state.heartbeat("watcher-files", "healthy", "watching", os.getpid())
+        section, problems = suite_health(settings, state, now=time.time() + 60)
+    table = "\n".join(section["lines"])
+    assert "| mcp-twitter | degraded | outbox: 2 write(s) wait |" in table
+    assert "| mcp-email | down | does not answer /health |" in table
+    assert "mcp-email does not answer /health" in problems and "watcher-files silent for 60 s" in problems
