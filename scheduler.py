@@ -10,6 +10,7 @@ outcome and next run are in the state store, on the Dashboard and in the schedul
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import sys
 import threading
@@ -21,6 +22,7 @@ import schedule
 
 from core.audit import AuditLog
 from core.config import Settings
+from briefing.week import last_full_week
 from core.content_calendar import ContentCalendar
 from core.credentials import survey
 from core.reminders import Reminders, credentials_section
@@ -28,8 +30,10 @@ from core.suite_health import suite_health
 from core.daemon import Daemon, run_daemon
 from core.engine.skills import ActionContext, SkillRegistry
 from core.errors import ConfigError, NotConfiguredError, error_for_code
+from core.intake import Intake
 from core.scheduling import Cadence, Job, JobBook
 from core.state import StateStore
+from core.tasks import build_task
 from core.vault import Vault
 
 log = logging.getLogger("scheduler")
@@ -37,6 +41,8 @@ PROCESS = "scheduler"
 
 # (job, variable that sets its cadence, default cadence, what it does)
 CADENCES = {
+    "weekly_briefing": ("BRIEFING_AT", "monday 07:00",
+                        "the Monday briefing of the week before, to Briefings/ (a briefing task the loop carries out)"),
     "social_summaries": ("SOCIAL_SUMMARY_AT", "monday 06:30",
                          "the week on X, the Facebook Page and Instagram, to Social_Media_Summaries/"),
     "scheduled_posts": ("SCHEDULED_POSTS_EVERY", "every 30s", "posts in Scheduled/ whose publish_at has come"),
@@ -58,6 +64,8 @@ class Scheduler:
         self.daemon = Daemon(PROCESS, self.state)
         self.calendar = ContentCalendar(self.vault, self.state, self.audit, state_dir=settings.state_db.parent)
         self.reminders = Reminders(self.vault, self.state, self.audit, state_dir=settings.state_db.parent)
+        self.briefings = Intake(self.vault, self.state, self.audit, source="schedule", kind="briefing",
+                                state_dir=settings.state_db.parent)
         self.jobs = self._jobs()
         self.book = JobBook(self.state, self.jobs, on_ran=self._ran)
         self._running: set[str] = set()
@@ -66,13 +74,24 @@ class Scheduler:
 
     # -- the jobs ---------------------------------------------------------------------------------
     def _jobs(self) -> list[Job]:
-        work = {"social_summaries": self.social_summaries, "scheduled_posts": self.scheduled_posts,
+        work = {"weekly_briefing": self.weekly_briefing, "social_summaries": self.social_summaries, "scheduled_posts": self.scheduled_posts,
                 "credentials": self.credentials, "health_checks": self.health_checks}
         jobs = []
         for name, (variable, default, description) in CADENCES.items():
             cadence = Cadence.parse(self.settings.env.get(variable) or default, variable=variable)
             jobs.append(Job(name, cadence, work[name], description))
         return jobs
+
+    def weekly_briefing(self) -> str:
+        """A briefing task for the last full week: the handbook's rule writes the briefing and turns each
+        subscription finding into a request for the owner (the scheduler itself never acts)."""
+        week = last_full_week(dt.date.today())
+        task = self.briefings.emit(f"briefing|{week.start.isoformat()}", lambda task_id, d: build_task(
+            task_id, "briefing", "schedule", f"briefing|{week.start.isoformat()}",
+            title=f"Monday briefing: the week of {week.label()}",
+            content=f"The Monday briefing of the week {week.start.isoformat()} to {week.end.isoformat()}.",
+            extra={"week": week.start.isoformat()}))
+        return f"briefing task for the week of {week.start.isoformat()}" + ("" if task else " (filed already)")
 
     def social_summaries(self) -> str:
         said, configured = [], False
