@@ -6,6 +6,7 @@ into 0.1000000000000000055); dates as ISO text, so a date range is an index rang
 """
 from __future__ import annotations
 
+import sqlite3
 import time
 from datetime import date
 from decimal import Decimal
@@ -20,12 +21,15 @@ _COLUMNS = ("date, amount, currency, description, counterparty, reference, accou
 _INSERT = f"INSERT OR IGNORE INTO bank_transactions (key, {_COLUMNS}, imported_at) VALUES ({'?, ' * 13}?)"
 
 
-def store_transactions(state: StateStore, transactions: Iterable[BankTransaction]) -> tuple[int, int]:
-    """Store what is not stored yet, in one transaction: (new, duplicate). A transaction seen before, in this
-    batch or an earlier export, counts as a duplicate and keeps its first source and row."""
+def store_transactions(state: StateStore, transactions: Iterable[BankTransaction]
+                       ) -> tuple[list[BankTransaction], int]:
+    """Store what is not stored yet, in one transaction: (the transactions this call added, how many were
+    already stored). A transaction seen before, in this batch or an earlier export, keeps its first source and
+    row. What is already stored is read inside the write transaction: two overlapping exports imported at once
+    each learn exactly what they added, so a payment in both is matched (and proposed) once."""
     batch = transactions if isinstance(transactions, Sequence) else list(transactions)
     if not batch:
-        return 0, 0
+        return [], 0
     with without_gc():
         columns = to_columns(batch)
         keys = transaction_keys(batch, columns)
@@ -35,10 +39,23 @@ def store_transactions(state: StateStore, transactions: Iterable[BankTransaction
         columns[7] = [None if b is None else str(b) for b in balances]
         rows = zip(keys, *columns, [time.time()] * len(batch))
         with state.transaction() as db:
-            before = db.total_changes
+            known = _stored_keys(db, keys)
             db.executemany(_INSERT, rows)
-            new = db.total_changes - before
-    return new, len(batch) - new
+        added = []
+        for key, tx in zip(keys, batch):
+            if key not in known:
+                known.add(key)
+                added.append(tx)
+    return added, len(batch) - len(added)
+
+
+def _stored_keys(db: sqlite3.Connection, keys: list[str]) -> set[str]:
+    known: set[str] = set()
+    for start in range(0, len(keys), 500):
+        chunk = keys[start:start + 500]
+        known.update(r[0] for r in db.execute(
+            f"SELECT key FROM bank_transactions WHERE key IN ({','.join('?' * len(chunk))})", chunk))
+    return known
 
 
 def transactions_between(state: StateStore, start: date, end: date, *, account: str | None = None

@@ -155,11 +155,15 @@ def test_ofx_without_its_header_is_still_read():
 
 
 # -- stored once across overlapping exports -----------------------------------------------------------------------
+def counted(stored: tuple[list, int]) -> tuple[int, int]:
+    return len(stored[0]), stored[1]
+
+
 def test_overlapping_exports_of_one_account_store_each_transaction_once(state):
-    assert store_transactions(state, parse(NATWEST_JAN).transactions) == (10, 0)
+    assert counted(store_transactions(state, parse(NATWEST_JAN).transactions)) == (10, 0)
     # 14-20 January is in both: the 20th was exported at noon with one coffee, the second export has two
-    assert store_transactions(state, parse(NATWEST_FEB).transactions) == (4, 5)
-    assert store_transactions(state, parse(NATWEST_FEB).transactions) == (0, 9)
+    assert counted(store_transactions(state, parse(NATWEST_FEB).transactions)) == (4, 5)
+    assert counted(store_transactions(state, parse(NATWEST_FEB).transactions)) == (0, 9)
     stored = transactions_between(state, date(2026, 1, 1), date(2026, 2, 28))
     assert len(stored) == count_transactions(state) == 14
     per_day = {}
@@ -170,8 +174,8 @@ def test_overlapping_exports_of_one_account_store_each_transaction_once(state):
 
 def test_ofx_twice_is_stored_once_and_two_identical_lines_with_own_fitids_twice(state):
     transactions = parse("chase_checking_2026-01.ofx").transactions
-    assert store_transactions(state, transactions) == (5, 0)
-    assert store_transactions(state, transactions + transactions) == (0, 10)
+    assert counted(store_transactions(state, transactions)) == (5, 0)
+    assert counted(store_transactions(state, transactions + transactions)) == (0, 10)
     assert len([t for t in transactions_between(state, date(2026, 1, 6), date(2026, 1, 6))]) == 2
 
 

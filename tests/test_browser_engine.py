@@ -8,6 +8,7 @@ URLs are never fetched.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import shutil
 import threading
@@ -437,12 +438,20 @@ def test_an_idle_engine_runs_neither_chromium_nor_the_playwright_driver(tmp_path
     engine = BrowserEngine(BrowserConfig(profile_dir=tmp_path, executable=CHROMIUM, allowed_hosts=("127.0.0.1",),
                                          only_allowed=True), resolver=loopback_resolver)
 
+    def children() -> dict[str, str]:  # pid: program, of this test process's children
+        me = str(os.getpid())
+        found = {}
+        for p in os.listdir("/proc"):
+            if p.isdigit() and _parent(p) == me:
+                with contextlib.suppress(OSError):
+                    found[p] = Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
+        return found
+
     async def started_children() -> list[str]:
+        before = children()  # an earlier test's driver may still be on its way out
         await engine.start()
         try:
-            me = str(os.getpid())
-            return [Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
-                    for p in os.listdir("/proc") if p.isdigit() and _parent(p) == me]
+            return [program for pid, program in children().items() if pid not in before]
         finally:
             await engine.stop()
     assert not [c for c in asyncio.run(started_children()) if "node" in c or "chrom" in c]

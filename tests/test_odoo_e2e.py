@@ -177,3 +177,48 @@ def test_a_bank_the_owner_describes_in_the_handbook_is_read(tmp_path):
                               ActionContext("k", "t", None, True, settings))
     assert outcome.success, outcome.error
     assert (outcome.data["preset"], outcome.data["new"], outcome.data["matches"]) == ("credit_union", 2, [])
+
+
+def test_two_overlapping_exports_imported_at_once_propose_their_shared_payment_once(books, monkeypatch):
+    """Both imports read the store before either writes (a barrier at the write holds the first until the
+    second arrives): the payment in both exports is still matched by one of them only."""
+    import threading
+    from core.config import Settings
+    from core.engine.skills import ActionContext, SkillRegistry
+    orion = books.fake.add_partner("Orion Trading Limited", is_company=True, customer_rank=1)
+    books.fake.add_invoice(orion, [("Work", 1, 2400.0)], invoice_date="2026-01-02", invoice_date_due="2026-01-31")
+    start(books, "odoo")
+    settings = Settings.from_env(books.suite.env, load_dotenv_file=False)
+    names = ("natwest_2026-01-01_2026-01-20.csv", "natwest_2026-01-14_2026-02-03.csv")
+    (settings.vault_path / "Attachments").mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (settings.vault_path / "Attachments" / f"t__{name}").write_bytes((FIXTURES / name).read_bytes())
+    both_in, met = threading.Barrier(len(names), timeout=10), threading.Event()
+    transaction = StateStore.transaction
+
+    @contextlib.contextmanager
+    def meet_first(self, *args, **kwargs):
+        if not met.is_set():  # the first write of each import only
+            with contextlib.suppress(threading.BrokenBarrierError):
+                both_in.wait()
+            met.set()
+        with transaction(self, *args, **kwargs) as db:
+            yield db
+    monkeypatch.setattr(StateStore, "transaction", meet_first)
+    registry = SkillRegistry().discover(ROOT / ".qwen" / "skills")
+    results: dict[str, dict] = {}
+
+    def import_(name: str) -> None:
+        outcome = registry.invoke("odoo_skill", "import_bank_file", {"file": f"Attachments/t__{name}"},
+                                  ActionContext(f"k-{name}", "t", None, False, settings))
+        assert outcome.success, outcome.error
+        results[name] = outcome.data
+    threads = [threading.Thread(target=import_, args=(name,)) for name in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert set(results) == set(names)
+    matched = [m["invoice"] for r in results.values() for m in r["matches"]]
+    assert matched == ["INV/2026/00001"], results
+    assert sum(r["new"] for r in results.values()) == 14

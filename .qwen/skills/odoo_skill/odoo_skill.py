@@ -105,10 +105,9 @@ def import_bank_file(params: dict, ctx: ActionContext) -> dict:
     formats = PolicySource(vault.root / "Company_Handbook.md").current().bank_formats  # the owner's own banks
     parsed = parse_bank_file(path.read_bytes(), path.name.split("__", 1)[-1], mapping=list(formats) or None)
     state = StateStore(ctx.settings.state_db)
-    fresh = _not_stored(state, parsed.transactions)
-    new, duplicates = store_transactions(state, parsed.transactions)
+    fresh, duplicates = store_transactions(state, parsed.transactions)  # only what this export adds is matched
     result = {"format": parsed.format, "preset": parsed.preset, "transactions": len(parsed.transactions),
-              "new": new, "duplicates": duplicates, "warnings": parsed.warnings[:20], "matches": [], "ambiguous": 0}
+              "new": len(fresh), "duplicates": duplicates, "warnings": parsed.warnings[:20], "matches": [], "ambiguous": 0}
     if not any(tx.amount > 0 for tx in fresh):
         return result
     try:
@@ -129,21 +128,3 @@ def import_bank_file(params: dict, ctx: ActionContext) -> dict:
     result["ambiguous"] = len(matched.ambiguous)
     return result
 
-
-def _not_stored(state: StateStore, transactions: list) -> list:
-    """The transactions this export adds: only they can be new payments to match (a second drop of an
-    overlapping export must not propose the same payment twice)."""
-    keys = [tx.key for tx in transactions]
-    known: set[str] = set()
-    for start in range(0, len(keys), 500):
-        chunk = keys[start:start + 500]
-        rows = state.query(f"SELECT key FROM bank_transactions WHERE key IN ({','.join('?' * len(chunk))})",
-                           tuple(chunk))
-        known.update(r["key"] for r in rows)
-    seen: set[str] = set()
-    fresh = []
-    for tx in transactions:
-        if tx.key not in known and tx.key not in seen:
-            seen.add(tx.key)
-            fresh.append(tx)
-    return fresh
