@@ -10,12 +10,14 @@ scope: the companies it covers and their currency.
 from __future__ import annotations
 
 import datetime as dt
+from decimal import Decimal
 from typing import Any
 
 from odoo_integration.connector import OdooConnector, m2o_id, m2o_name
 
 CUSTOMER_MOVES = ["out_invoice", "out_refund"]
 OPEN = ["not_paid", "partial"]
+IN_PAYMENT = "in_payment"
 BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")
 KINDS = {"invoices": ("account.move", ["out_invoice"]), "credit_notes": ("account.move", ["out_refund"]),
          "bills": ("account.move", ["in_invoice", "in_refund"]), "payments": ("account.payment", None)}
@@ -52,10 +54,12 @@ def outstanding(odoo: OdooConnector, *, partner: str | None = None, as_of: dt.da
     """What customers owe, invoice by invoice, with ageing buckets (days past the due date)."""
     as_of = as_of or dt.date.today()
     base = [("move_type", "in", CUSTOMER_MOVES), ("state", "=", "posted"), *_partner_leaf(partner)]
-    rows = odoo.search_read("account.move", [*base, ("payment_state", "in", OPEN)], MOVE_FIELDS,
+    # One search for the open moves and those in payment (shown apart): one round trip, not a search and a sum.
+    rows = odoo.search_read("account.move", [*base, ("payment_state", "in", [*OPEN, IN_PAYMENT])], MOVE_FIELDS,
                             order="invoice_date_due, name")
+    paying = [row for row in rows if row.get("payment_state") == IN_PAYMENT]
     invoices, by_bucket = [], dict.fromkeys(BUCKETS, 0.0)
-    for row in rows:
+    for row in (r for r in rows if r.get("payment_state") != IN_PAYMENT):
         due = _date(row.get("invoice_date_due")) or _date(row.get("invoice_date"))
         days = (as_of - due).days if due else 0
         residual = float(row.get("amount_residual_signed") or 0.0)
@@ -66,15 +70,13 @@ def outstanding(odoo: OdooConnector, *, partner: str | None = None, as_of: dt.da
                          "bucket": bucket(days), "move_type": row.get("move_type"),
                          "payment_state": row.get("payment_state")})
         by_bucket[bucket(days)] += residual
-    [paying] = odoo.read_group("account.move", [*base, ("payment_state", "=", "in_payment")], [],
-                               ["amount_total_signed:sum"]) or [{"count": 0, "aggregates": {}}]
     total = sum(by_bucket.values())
     where = scope(odoo)
     return {"invoices": invoices, "total_residual": round(total, 2),
             "overdue_residual": round(total - by_bucket["current"], 2),
             "by_bucket": {k: round(v, 2) for k, v in by_bucket.items()}, "currency": where["currency"],
-            "in_payment": {"invoices": paying["count"],
-                           "amount": round(float(paying["aggregates"].get("amount_total_signed:sum") or 0.0), 2)},
+            "in_payment": {"invoices": len(paying), "amount": round(_numeric_sum(
+                row.get("amount_total_signed") for row in paying), 2)},
             "as_of_date": as_of.isoformat(), "scope": where}
 
 
@@ -129,6 +131,11 @@ def _flat(row: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = None if value is False else value
     return out
+
+
+def _numeric_sum(values: Any) -> float:
+    """What Odoo's SUM over a numeric column gives: the exact decimal sum of the amounts, then a float."""
+    return float(sum((Decimal(repr(float(v or 0.0))) for v in values), Decimal(0)))
 
 
 def _date(value: Any) -> dt.date | None:

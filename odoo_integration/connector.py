@@ -226,19 +226,29 @@ class OdooConnector:
         Cached: they do not change while the suite runs."""
         if self._companies is None:
             rows = self.search_read("res.company", [], ["name", "currency_id"])
-            self._companies = [{"id": r["id"], "name": r["name"], "currency_id": m2o_id(r["currency_id"]),
-                                "currency": m2o_name(r["currency_id"])} for r in rows]
+            self._companies = [_company(r) for r in rows]
         return [dict(c) for c in self._companies]
 
     def company_currency(self) -> dict[str, Any]:
-        """The user's main company and its currency (what ``*_signed`` amounts of that company are in). Cached."""
+        """The user's main company and its currency (what ``*_signed`` amounts of that company are in). Cached.
+        The company comes from ``companies()`` (one call for both): the main company is always among the user's."""
         if self._company is None:
             [user] = self.read("res.users", [self._uid()], ["company_id"])
-            [company] = self.read("res.company", [m2o_id(user["company_id"])], ["name", "currency_id"])
+            main = m2o_id(user["company_id"])
+            company = next((c for c in self.companies() if c["id"] == main), None) or self._read_company(main)
             self._company = {"company_id": company["id"], "company": company["name"],
-                             "currency_id": m2o_id(company["currency_id"]),
-                             "currency": m2o_name(company["currency_id"])}
+                             "currency_id": company["currency_id"], "currency": company["currency"]}
         return dict(self._company)
+
+    def _read_company(self, company_id: Any) -> dict[str, Any]:
+        """A company outside ``companies()`` (a record rule hiding it, say), read on its own."""
+        [row] = self.read("res.company", [company_id], ["name", "currency_id"])
+        return _company(row)
+
+
+def _company(row: dict[str, Any]) -> dict[str, Any]:
+    return {"id": row["id"], "name": row["name"], "currency_id": m2o_id(row["currency_id"]),
+            "currency": m2o_name(row["currency_id"])}
 
 
 def _given(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -467,6 +467,11 @@ class AccountMove(BaseModel):
             return self._amount(rid, fname)
         return super()._get(rid, fname)
 
+    def _value_getter(self, fname):
+        if self._fields[fname].compute == "_amount":
+            return lambda rid: self._amount(rid, fname)
+        return super()._value_getter(fname)  # every other field is base _get's
+
     def _compute_amounts(self, rid: int) -> dict[str, float]:
         move = self._row(rid)
         lines = self.env["account.move.line"]

@@ -204,7 +204,8 @@ def AND(domains: list) -> list:
     return ["&"] * (count - 1) + result or [TRUE_LEAF]
 
 
-def _like(value: str, pattern: str, ci: bool) -> bool:
+def _like_regex(pattern: str, ci: bool) -> re.Pattern:
+    """A (=)like pattern as a regular expression: ``%`` any run, ``_`` one character, ``\\`` escapes."""
     regex, i = "", 0
     while i < len(pattern):
         ch = pattern[i]
@@ -214,13 +215,60 @@ def _like(value: str, pattern: str, ci: bool) -> bool:
             continue
         regex += ".*" if ch == "%" else "." if ch == "_" else re.escape(ch)
         i += 1
-    return re.fullmatch(regex, value, re.DOTALL | (re.IGNORECASE if ci else 0)) is not None
+    return re.compile(regex, re.DOTALL | (re.IGNORECASE if ci else 0))
+
+
+def _like(value: str, pattern: str, ci: bool) -> bool:
+    return _like_regex(pattern, ci).fullmatch(value) is not None
 
 
 def _is_null(field: Field, value: Any) -> bool:
     if value is None or value is False:
         return True
     return field.type in ("char", "text", "html", "selection") and value == ""
+
+
+def _null_test(field: Field) -> Callable[[Any], bool]:
+    """``_is_null(field, value)`` as a function of the value alone."""
+    if field.type in ("char", "text", "html", "selection"):
+        return lambda v: v is None or v is False or v == ""
+    return lambda v: v is None or v is False
+
+
+ROW_TESTED = ("char", "text", "html", "selection", "date", "datetime", "boolean", "many2one")  # see _row_test
+
+
+def _conjuncts(node: Any) -> list:
+    """A parsed domain as the terms of its top-level '&'s, in the order _eval tests them."""
+    return _conjuncts(node[1]) + _conjuncts(node[2]) if node[0] == "&" else [node]
+
+
+def _both(first: Callable[[int], bool], then: Callable[[int], bool]) -> Callable[[int], bool]:
+    return lambda rid: first(rid) and then(rid)
+
+
+def _names(right: Any) -> bool:
+    """Whether a many2one is compared with names (_compare then searches the comodel)."""
+    return isinstance(right, str) or (isinstance(right, (list, tuple)) and any(isinstance(r, str) for r in right))
+
+
+def _can_be_null(items: Any) -> bool:
+    """Whether a value that _is_null (None, False, '') could equal one of these hashable items."""
+    return None in items or "" in items or 0 in items  # 0 stands for False, 0.0 and 0 alike
+
+
+def _strictly_apart(a: list, b: list) -> bool:
+    """Whether two groups' sort keys (term by term, None first or last) tell the groups apart, so that their
+    relative order cannot depend on the order they were found in."""
+    for x, y in zip(a, b):
+        if x is None or y is None:
+            if (x is None) != (y is None):
+                return True
+            continue
+        if x == y:
+            continue
+        return bool(x < y or y < x)  # False for values that do not compare (NaN): a tie
+    return False
 
 
 # --- the base model ------------------------------------------------------------------------------------------
@@ -329,6 +377,35 @@ class BaseModel:
                 if f.type in ("float", "monetary") else False
         return value
 
+    def _own_get(self) -> bool:
+        """Whether _get is base _get for the fields _value_getter reads itself (see there)."""
+        return type(self)._get is BaseModel._get or type(self)._value_getter is not BaseModel._value_getter
+
+    def _plain(self, fname: str) -> bool:
+        """Whether ``_get(rid, fname)`` is the row's own value (None read as the type's empty value)."""
+        f = self._fields[fname]
+        return fname != "id" and not f.compute and f.type not in ("one2many", "many2many") and self._own_get()
+
+    def _value_getter(self, fname: str) -> Callable[[int], Any]:
+        """``lambda rid: self._get(rid, fname)`` for a whole search: a plain stored field is read straight from
+        its row. A model that overrides _get gets the shortcut only if it overrides this too (and so vouches)."""
+        f = self._fields[fname]
+        if fname == "id":
+            return lambda rid: rid
+        if not self._own_get() or f.type in ("one2many", "many2many"):
+            return lambda rid: self._get(rid, fname)
+        if f.compute:
+            store, compute, name = self.env.store, getattr(self, f.compute), self._name
+            return lambda rid: store.memo((name, fname, rid), lambda: compute(rid))
+        table = self._table
+        default = 0 if f.type == "integer" else 0.0 if f.type in ("float", "monetary") else False
+
+        def get(rid: int) -> Any:
+            row = table.get(rid)
+            value = (self._row(rid) if row is None else row).get(fname)  # _row: the MissingError
+            return default if value is None else value
+        return get
+
     def _display(self, rid: int) -> str:
         return self._get(rid, "display_name")
 
@@ -427,12 +504,15 @@ class BaseModel:
         return AND([domain, [("active", "=", True)]])
 
     def _search(self, domain: Any, offset: int = 0, limit: int | None = None, order: str | None = None,
-                ids: list[int] | None = None) -> list[int]:
+                ids: list[int] | None = None, *, sort: bool = True) -> list[int]:
+        """The matching ids in ``order``; ``sort=False`` (counting, grouping: callers the order cannot show in)
+        leaves them in table order."""
         domain = self._active_domain(list(domain or []))
         tree = self._parse(normalize_domain(domain))
         candidates = list(self._table) if ids is None else [i for i in ids if i in self._table]
-        found = [rid for rid in candidates if self._eval(rid, tree)]
-        found = self._sorted(found, order)
+        found = self._filter(tree, candidates)
+        if sort:
+            found = self._sorted(found, order)
         offset = int(offset or 0)
         return found[offset:offset + int(limit)] if limit else found[offset:]
 
@@ -478,6 +558,262 @@ class BaseModel:
     def _match(self, rid: int, domain: Any) -> bool:
         return self._eval(rid, self._parse(normalize_domain(list(domain or []))))
 
+    def _filter(self, tree: Any, ids: list[int]) -> list[int]:
+        """The ``ids`` (all in the table) that ``tree`` matches, in their order. Leading conjuncts that _row_test
+        vouches for are applied first, to the whole list in turn: being first, they were the first test of every
+        record, and as they neither raise nor change anything, the answer and any error are the same."""
+        rows = self._table
+        conjuncts = _conjuncts(tree)
+        while conjuncts:
+            hoisted = self._row_test(conjuncts[0])
+            if hoisted is None:
+                break
+            fname, test = hoisted
+            ids = [rid for rid in ids if test(rows[rid].get(fname))]
+            conjuncts = conjuncts[1:]
+        if not conjuncts:
+            return ids
+        match = self._compile(conjuncts[0])
+        for node in conjuncts[1:]:
+            match = _both(match, self._compile(node))
+        return [rid for rid in ids if match(rid)]
+
+    def _row_test(self, node: Any) -> tuple[str, Callable[[Any], bool]] | None:
+        """(field, test of the row's raw value) for a leaf whose test is _eval_leaf's answer and can neither raise
+        nor change anything: a plain stored field of a type whose tests take None as False (not numbers), no
+        dotted path, no name search, no float conversion, nothing left to _compare."""
+        if node[0] != "leaf" or node[1] == TRUE_LEAF or node[1] == FALSE_LEAF:
+            return None
+        path, op, right = node[1]
+        if "." in path or op in ("any", "not any", "child_of", "parent_of") or not self._plain(path):
+            return None
+        f = self._fields[path]
+        if f.type not in ROW_TESTED or (f.type == "many2one" and (op in ("<", "<=", ">", ">=") or _names(right))):
+            return None
+        test = self._compile_compare(f, op, right, reference=False)
+        return None if test is None else (path, test)
+
+    # -- compiled domains: _eval's answers, with what depends only on the domain worked out once per search.
+    # Anything unusual is handed to _eval_leaf/_compare themselves, which stay the reference. Records are still
+    # tested one by one, leaves left to right with the same short-circuits, so that even errors come out alike.
+    def _compile(self, node: Any) -> Callable[[int], bool]:
+        kind = node[0]
+        if kind == "!":
+            inner = self._compile(node[1])
+            return lambda rid: not inner(rid)
+        if kind in ("&", "|"):
+            left, right = self._compile(node[1]), self._compile(node[2])
+            if kind == "&":
+                return _both(left, right)
+            return lambda rid: left(rid) or right(rid)
+        return self._compile_leaf(node[1])
+
+    def _compile_leaf(self, leaf: tuple) -> Callable[[int], bool]:
+        if leaf == TRUE_LEAF:
+            return lambda rid: True
+        if leaf == FALSE_LEAF:
+            return lambda rid: False
+        path, op, right = leaf
+        head, _, rest = path.partition(".")
+        f = self._fields[head]
+        if rest or op in ("any", "not any"):
+            return self._compile_related(f, rest, op, right)
+        if op in ("child_of", "parent_of"):
+            return lambda rid: self._eval_hierarchy(rid, f, op, right)
+        get, test = self._value_getter(head), self._compile_compare(f, op, right)
+        return lambda rid: test(get(rid))
+
+    def _compile_related(self, f: Field, rest: str, op: str, right: Any) -> Callable[[int], bool]:
+        """A dotted path or (not) any: the comodel's test, built on first use as _eval_leaf builds it per record,
+        and its answer remembered per related record (nothing changes the store during a search)."""
+        get = self._value_getter(f.name)
+        state: dict[str, Any] = {}
+        answers: dict[int, bool] = {}
+
+        def related_test(r: int) -> bool:
+            if r not in answers:
+                if "test" not in state:
+                    co = state["co"]
+                    state["test"] = co._compile(co._parse(normalize_domain(list(right or [])))) \
+                        if op in ("any", "not any") else co._compile_leaf(co._check_leaf((rest, op, right)))
+                answers[r] = bool(state["test"](r))
+            return answers[r]
+
+        def test(rid: int) -> bool:
+            if "co" not in state:
+                state["co"] = self.env[f.comodel]
+            value = get(rid)
+            related = ([value] if value else []) if f.type == "many2one" else list(value)
+            hit = any(related_test(r) for r in related)
+            return (not hit) if op == "not any" else hit
+        return test
+
+    def _compile_compare(self, f: Field, op: str, right: Any, *,
+                         reference: bool = True) -> Callable[[Any], bool] | None:
+        """``_compare(f, value, op, right)`` as a function of the value; its branches, in its order. Cases left
+        to _compare itself give None when not ``reference``."""
+        def reference_test(value: Any) -> bool:
+            return self._compare(f, value, op, right)
+        slow = reference_test if reference else None
+        operator = op
+        if operator == "=?":
+            if right is None or right is False:
+                return lambda value: True
+            operator = "="
+        if operator == "<>":
+            operator = "!="
+        if operator in ("=", "!=") and isinstance(right, (list, tuple)):
+            operator = "in" if operator == "=" else "not in"
+        if f.type == "many2one" and _names(right):
+            return self._compile_m2o_names(f, operator, right)
+        if f.type in ("one2many", "many2many"):
+            return slow
+        if f.type == "boolean":  # _compare: never null, compared as a bool
+            test = self._compile_scalar(f, operator, right, lambda v: False)
+            return slow if test is None else (lambda value: test(bool(value)))  # type: ignore[misc]
+        test = self._compile_scalar(f, operator, right, _null_test(f))
+        return slow if test is None else test
+
+    def _compile_m2o_names(self, f: Field, op: str, right: Any) -> Callable[[Any], bool]:
+        """A many2one compared with names: the ids of those names, searched on first use (as _compare does)."""
+        positive = op.replace("not ", "").replace("!=", "=")
+        positive = "=" if positive == "in" else positive
+        names = right if isinstance(right, (list, tuple)) else [right]
+        negative = op in NEGATIVE
+        found: list[set[int]] = []
+
+        def test(value: Any) -> bool:
+            if not found:
+                co = self.env[f.comodel]
+                found.append({i for n in names for i in co._search([(co._rec_name, positive, n)], sort=False)})
+            hit = bool(value) and value in found[0]
+            return (not hit) if negative else hit
+        return test
+
+    def _compile_scalar(self, f: Field, op: str, right: Any,
+                        null: Callable[[Any], bool]) -> Callable[[Any], bool] | None:
+        """_compare's scalar branches; None where only _compare itself will do."""
+        boolean = f.type == "boolean"
+        if op in ("=", "!="):
+            if right is False or right is None:
+                if op == "=":
+                    return (lambda v: v is False) if boolean else null
+                return (lambda v: v is True) if boolean else (lambda v: not null(v))
+            eq = self._compile_eq(f, right)
+            if eq is None:
+                return None
+            if op == "=":
+                if not boolean and f.type not in ("float", "monetary", "integer") and isinstance(right, str) \
+                        and right != "":
+                    return lambda v: v == right  # a null value never equals a non-empty string
+                return lambda v: not null(v) and eq(v)
+            return lambda v: null(v) or not eq(v)
+        if op in ("in", "not in"):
+            return self._compile_in(f, op, right, null)
+        if op in ("<", "<=", ">", ">="):
+            return self._compile_order(f, op, right, null)
+        if right is False or right is None or right == "":
+            if op in ("like", "ilike"):
+                return lambda v: True
+            if op in ("not like", "not ilike"):
+                return lambda v: False
+        rx = _like_regex(str(right) if op in ("=like", "=ilike") else f"%{right}%", "ilike" in op)
+        negative = op.startswith("not")
+        if_null = op in ("not like", "not ilike")
+        return lambda v: if_null if null(v) else (rx.fullmatch(str(v)) is None) == negative
+
+    @staticmethod
+    def _compile_eq(f: Field, right: Any) -> Callable[[Any], bool] | None:
+        """``_eq(f, value, right)`` as a function of the value; None when ``right`` is not a plain number."""
+        if f.type in ("float", "monetary", "integer"):
+            try:
+                number = float(right)
+            except Exception:  # noqa: BLE001  (_eq's own handling, value first, is left to it)
+                return None
+
+            def eq(value: Any) -> bool:
+                try:
+                    return float(value) == number
+                except (TypeError, ValueError):
+                    return False
+            return eq
+        if f.type in ("date", "datetime") and isinstance(right, (date, datetime)):
+            right = right.isoformat()
+        return lambda value: value == right
+
+    def _compile_in(self, f: Field, op: str, right: Any, null: Callable[[Any], bool]) -> Callable[[Any], bool] | None:
+        items = list(right) if isinstance(right, (list, tuple, set)) else [right]
+        has_false = any(v is False or v is None for v in items)
+        compiled = self._compile_member(f, [v for v in items if v is not False and v is not None])
+        if compiled is None:
+            return None
+        member, nullable = compiled
+        if not has_false and not nullable:  # no null value passes member: the null tests add nothing
+            return member if op == "in" else (lambda v: not member(v))
+
+        def hit(v: Any) -> bool:
+            return (null(v) and has_false) or (not null(v) and member(v))
+        return hit if op == "in" else (lambda v: not hit(v))
+
+    @staticmethod
+    def _compile_member(f: Field, items: list) -> tuple[Callable[[Any], bool], bool] | None:
+        """``any(_eq(f, value, v) for v in items)`` as a set lookup, and whether a null value could pass it;
+        None for items a set cannot stand for."""
+        if not items:
+            return (lambda value: False), False
+        if f.type in ("float", "monetary", "integer"):
+            numbers = set()
+            for item in items:
+                try:
+                    number = float(item)
+                except (TypeError, ValueError):
+                    continue  # _eq answers False for that item
+                except Exception:  # noqa: BLE001
+                    return None
+                if number == number:  # NaN equals nothing
+                    numbers.add(number)
+
+            def member(value: Any) -> bool:
+                try:
+                    return float(value) in numbers
+                except (TypeError, ValueError):
+                    return False
+            return member, 0.0 in numbers  # float(False) is 0.0
+        dated = f.type in ("date", "datetime")
+        values = [v.isoformat() if dated and isinstance(v, (date, datetime)) else v for v in items]
+        if any(isinstance(v, float) and v != v for v in values):
+            return None  # a set finds NaN by identity, == never does
+        try:
+            known = set(values)
+        except TypeError:
+            return None
+
+        def member(value: Any) -> bool:  # noqa: F811
+            try:
+                return value in known
+            except TypeError:  # an unhashable value: compared one by one, as _eq does
+                return any(value == v for v in values)
+        return member, _can_be_null(known)
+
+    @staticmethod
+    def _compile_order(f: Field, op: str, right: Any, null: Callable[[Any], bool]) -> Callable[[Any], bool] | None:
+        """The <, <=, >, >= branch with _cmp_pair's conversions."""
+        if right is False or right is None:
+            return lambda v: False
+        compare = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+                   ">=": lambda a, b: a >= b}[op]
+        if f.type in ("float", "monetary", "integer", "many2one"):
+            try:
+                bound = float(right)
+            except Exception:  # noqa: BLE001  (raised per record by _cmp_pair, after float(value))
+                return None
+            return lambda v: not null(v) and compare(float(v), bound)
+        if f.type == "date":
+            day = str(right)[:10]
+            return lambda v: not null(v) and compare(str(v)[:10], day)
+        text = str(right)
+        return lambda v: not null(v) and compare(str(v), text)
+
     def _eval_leaf(self, rid: int, leaf: tuple) -> bool:
         if leaf == TRUE_LEAF:
             return True
@@ -521,14 +857,13 @@ class BaseModel:
             op = "!="
         if op in ("=", "!=") and isinstance(right, (list, tuple)):
             op = "in" if op == "=" else "not in"
-        if f.type == "many2one" and (isinstance(right, str) or (
-                isinstance(right, (list, tuple)) and any(isinstance(r, str) for r in right))):
+        if f.type == "many2one" and _names(right):
             positive = op.replace("not ", "").replace("!=", "=")
             names = right if isinstance(right, (list, tuple)) else [right]
             co = self.env[f.comodel]
             if positive == "in":
                 positive = "="
-            ids = {i for n in names for i in co._search([(co._rec_name, positive, n)])}
+            ids = {i for n in names for i in co._search([(co._rec_name, positive, n)], sort=False)}
             hit = bool(value) and value in ids
             return (not hit) if op in NEGATIVE else hit
         if f.type in ("one2many", "many2many"):
@@ -630,14 +965,35 @@ class BaseModel:
             return tuple(value)
         return value
 
+    def _sort_key(self, fname: str) -> Callable[[int], Any]:
+        """``lambda rid: self._sort_value(rid, fname)`` with the field looked up once."""
+        f = self._fields[fname]
+        get = self._value_getter(fname)
+        blank = f.type not in ("boolean", "integer", "float", "monetary")
+
+        def key(rid: int) -> Any:
+            value = get(rid)
+            if f.type == "many2one":
+                return self.env[f.comodel]._rank().get(value) if value else None
+            if blank and _is_null(f, value):
+                return None
+            if isinstance(value, str):
+                return (value.casefold(), value)
+            if isinstance(value, list):
+                return tuple(value)
+            return value
+        return key
+
     def _sorted(self, ids: list[int], order: str | None = None) -> list[int]:
         ids = sorted(ids)
         for fname, desc, nulls in reversed(self._parse_order(order or self._order)):
             fname = fname.split(".")[0]
             nulls_first = desc if nulls is None else nulls == "first"
-            present = [i for i in ids if self._sort_value(i, fname) is not None]
-            missing = [i for i in ids if self._sort_value(i, fname) is None]
-            present.sort(key=lambda i: self._sort_value(i, fname), reverse=desc)
+            key = self._sort_key(fname)
+            values = {i: key(i) for i in ids}  # once per record and term (the same value every time it is asked)
+            present = [i for i in ids if values[i] is not None]
+            missing = [i for i in ids if values[i] is None]
+            present.sort(key=values.__getitem__, reverse=desc)
             ids = missing + present if nulls_first else present + missing
         return ids
 
@@ -817,7 +1173,7 @@ class BaseModel:
     @rpc()
     @api_model
     def search_count(self, domain, limit=None):
-        found = self._search(domain)
+        found = self._search(domain, sort=False)
         return min(len(found), int(limit)) if limit else len(found)
 
     @rpc()
@@ -937,33 +1293,62 @@ class BaseModel:
             raise ValueError(f"Granularity set on a no-datetime field or property: {spec!r}")
         return fname, gran
 
-    def _group_key(self, rid: int, fname: str, gran: str | None) -> Any:
+    def _group_keyer(self, fname: str, gran: str | None) -> Callable[[int], Any]:
+        """A record's group key for ``fname`` (a date field's period start), the field looked up once."""
         f = self._fields[fname]
-        value = self._get(rid, fname)
+        get = self._value_getter(fname)
         if f.type in ("date", "datetime"):
-            if not value:
-                return False
-            d = date.fromisoformat(str(value)[:10])
-            if gran == "day":
-                return d
-            if gran == "week":
-                return d - timedelta(days=d.weekday())
-            if gran == "month":
-                return d.replace(day=1)
-            if gran == "quarter":
-                return d.replace(month=(d.month - 1) // 3 * 3 + 1, day=1)
-            return d.replace(month=1, day=1)
+            starts: dict[str, date] = {}  # per distinct day: many records share one
+
+            def period(rid: int) -> Any:
+                value = get(rid)
+                if not value:
+                    return False
+                day = str(value)[:10]
+                if day not in starts:
+                    starts[day] = _period_start(date.fromisoformat(day), gran)
+                return starts[day]
+            return period
         if f.type == "many2many":
-            return tuple(value)
-        if _is_null(f, value) and f.type != "boolean":
-            return False
-        return value
+            return lambda rid: tuple(get(rid))
+        if f.type == "boolean":
+            return get
+        null = _null_test(f)
+
+        def key(rid: int) -> Any:
+            value = get(rid)
+            return False if null(value) else value
+        return key
+
+    def _group_ids(self, ids: list[int], specs: list[tuple[str, str | None]]) -> list[tuple[tuple, list[int]]]:
+        """Groups in the order their first record comes in ``ids``, each with its records in that order."""
+        keyers = [self._group_keyer(fname, gran) for fname, gran in specs]
+        groups: dict[tuple, list[int]] = {}
+        for rid in ids:
+            groups.setdefault(tuple(key(rid) for key in keyers), []).append(rid)
+        return list(groups.items())
+
+    def _ordered_groups(self, ids: list[int], specs: list[tuple[str, str | None]], groups: list,
+                        terms: list[tuple[Callable, bool]], funcs: Any) -> list:
+        """``groups`` (built from ``ids`` in table order) in ``terms`` order, exactly as if built from the matches in
+        the model's order. That order only shows in array_agg, min/max (0.0 and -0.0 tie) and between groups the
+        terms do not tell apart: only then are the matches sorted first."""
+        if not {"array_agg", "min", "max"} & set(funcs):
+            try:
+                ordered = self._order_groups(groups, terms)
+                keys = [[keyfn(g) for keyfn, _desc in terms] for g in ordered]
+                if all(_strictly_apart(a, b) for a, b in zip(keys, keys[1:])):
+                    return ordered
+            except Exception:  # noqa: BLE001  (the sorted path below raises it, or not, in the model's order)
+                pass
+        return self._order_groups(self._group_ids(self._sorted(ids), specs), terms)
 
     def _aggregate(self, ids: list[int], fname: str, func: str) -> Any:
         if fname == "__count" or func == "__count":
             return len(ids)
         f = self._fields[fname]
-        values = [self._get(i, fname) for i in ids]
+        get = self._value_getter(fname)
+        values = [get(i) for i in ids]
         present = [v for v in values if not (v is None or (v is False and f.type != "boolean"))]
         if func == "sum":
             return dsum(present) if f.type in ("float", "monetary") else sum(present)
@@ -984,13 +1369,6 @@ class BaseModel:
         if func == "bool_or":
             return any(values)
         raise ValueError(f"Invalid aggregation function {func!r}.")
-
-    def _groups(self, domain: list, specs: list[tuple[str, str | None]]) -> list[tuple[tuple, list[int]]]:
-        ids = self._search(domain)
-        groups: dict[tuple, list[int]] = {}
-        for rid in ids:
-            groups.setdefault(tuple(self._group_key(rid, fname, gran) for fname, gran in specs), []).append(rid)
-        return list(groups.items())
 
     def _group_sort_value(self, fname: str, key: Any) -> Any:
         f = self._fields[fname]
@@ -1052,7 +1430,8 @@ class BaseModel:
             if f.store and f.aggregator and spec not in annotated:
                 aggregates[name] = (name, f.aggregator)
         specs = list(annotated.values())
-        groups = self._groups(domain, specs)
+        ids = self._search(domain, sort=False)
+        groups = self._group_ids(ids, specs)
         if orderby:
             terms = []
             for term in str(orderby).split(","):
@@ -1073,7 +1452,7 @@ class BaseModel:
         else:
             terms = [(lambda g, i=i, fname=spec[0]: self._group_sort_value(fname, g[0][i]), False)
                      for i, spec in enumerate(specs)]
-        groups = self._order_groups(groups, terms)
+        groups = self._ordered_groups(ids, specs, groups, terms, [func for _f, func in aggregates.values()])
         offset = int(offset or 0)
         groups = groups[offset:offset + int(limit)] if limit else groups[offset:]
         base_domain = list(domain or [])
@@ -1130,12 +1509,13 @@ class BaseModel:
             if func not in AGGREGATORS and func != "recordset":
                 raise ValueError(f"Invalid aggregate method {func!r} for {spec!r}.")
             aggs[spec] = (fname, "array_agg" if func == "recordset" else func)
-        groups = self._groups(domain, specs)
+        ids = self._search(domain, sort=bool(having))  # a having may test an array_agg: grouped as before
+        groups = self._group_ids(ids, specs)
         if having:
             tree = _having_tree(normalize_domain(list(having)))
             groups = [g for g in groups if _eval_having(tree, lambda s: self._aggregate(
                 g[1], *(aggs.get(s) or _agg_of(self, s))))]
-        terms = []
+        terms, funcs = [], [func for _f, func in aggs.values()]
         for term in str(order or ", ".join(groupby)).split(","):
             parts = term.split()
             if not parts:
@@ -1146,6 +1526,7 @@ class BaseModel:
                 terms.append((lambda g, i=i, fname=specs[i][0]: self._group_sort_value(fname, g[0][i]), desc))
             elif key in aggs or key == "__count" or ":" in key:
                 fname, func = aggs.get(key) or _agg_of(self, key)
+                funcs.append(func)
                 terms.append((lambda g, fname=fname, func=func: self._aggregate(g[1], fname, func), desc))
             else:
                 names = [s.split(":")[0] for s in groupby]
@@ -1153,7 +1534,10 @@ class BaseModel:
                     raise ValueError(f"Invalid order {order!r} for formatted_read_group")
                 i = names.index(key)
                 terms.append((lambda g, i=i, fname=specs[i][0]: self._group_sort_value(fname, g[0][i]), desc))
-        groups = self._order_groups(groups, terms)
+        if having:
+            groups = self._order_groups(groups, terms)
+        else:
+            groups = self._ordered_groups(ids, specs, groups, terms, funcs)
         offset = int(offset or 0)
         groups = groups[offset:offset + int(limit)] if limit else groups[offset:]
         rows = []
@@ -1210,6 +1594,18 @@ def _eval_having(node: Any, value_of: Callable[[str], Any]) -> bool:
     value = value_of(spec)
     return {"=": value == right, "!=": value != right, "<": value < right, "<=": value <= right,
             ">": value > right, ">=": value >= right}[op]
+
+
+def _period_start(d: date, gran: str | None) -> date:
+    if gran == "day":
+        return d
+    if gran == "week":
+        return d - timedelta(days=d.weekday())
+    if gran == "month":
+        return d.replace(day=1)
+    if gran == "quarter":
+        return d.replace(month=(d.month - 1) // 3 * 3 + 1, day=1)
+    return d.replace(month=1, day=1)
 
 
 def _add_months(d: date, months: int) -> date:
