@@ -4,6 +4,10 @@ analyze → write the plan → act → check. The task is done when its file rea
 A round stops early on the ``STOP`` file, when every remaining step waits for the owner (the loop
 moves on to other tasks; the agent interface finishes the task after the approval), or when a
 round changes nothing (stuck). Tasks this agent had claimed before a crash are resumed at start.
+
+Planning needs the state store: while it is unavailable (locked, unreadable, a full disk) nothing is
+claimed; a task whose work meets the outage is handed back to ``Needs_Action/`` (never to Failed/),
+and everything is taken again, by itself, once the store answers.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from core.config import Settings, env_int
 from core.daemon import Daemon, FolderFeed, run_daemon
 from core.documents import DocumentError
 from core.locks import task_lock
+from core.state import is_store_outage
 from core.engine.planning import NoPlan, PlanContext, Planner, RuleBasedPlanner
 from core.engine.plans import PENDING, TERMINAL, WAITING
 from core.tasks import Task
@@ -75,13 +80,20 @@ class ReasoningLoop:
                     self.daemon.beat("stopped", "STOP file present: not taking new tasks")
                     self.daemon.stop.wait(0.5)
                     continue
+                outage = self.daemon.store_outage()
+                if outage is not None:
+                    # Nothing is claimed; what arrives meanwhile is found by a rescan once it is back.
+                    self.daemon.beat("degraded", f"the state store is unavailable: {outage.reason}; tasks wait")
+                    self.daemon.stop.wait(0.5)
+                    feed.rescan_now()
+                    continue
                 self.wf.policy.current()  # re-reads the handbook when it changed; one stat otherwise
                 if self.wf.policy.error:
                     self.daemon.beat("degraded", self.wf.policy.error)
                 else:
                     self.daemon.beat("healthy", f"planner: {self.planner.name}")
                 for path in feed.wait(self.daemon.stop):
-                    if self.daemon.stop.is_set() or self.stop_file.exists():
+                    if self.daemon.stop.is_set() or self.stop_file.exists() or self.daemon.store_outage():
                         break
                     self.consider(path, from_event=not feed.last_was_rescan)
 
@@ -116,10 +128,14 @@ class ReasoningLoop:
 
     def _work_guarded(self, path: Path) -> None:
         """One task's bug must not take the loop down, nor come back at every start: the task goes
-        to Failed/ with the error, where the owner sees it and can retry it."""
+        to Failed/ with the error, where the owner sees it and can retry it. A task whose work met
+        a state store outage is no failure of the task: it goes back to Needs_Action/."""
         try:
             self.work_on(path)
         except Exception as err:
+            if is_store_outage(err):
+                self._hand_back(path, self.daemon.store_failed(err))
+                return
             log.exception("task %s failed inside the loop", path.name)
             self.daemon.beat("degraded", f"{path.name}: {err}", error=str(err))
             try:
@@ -128,6 +144,17 @@ class ReasoningLoop:
                         self.wf.settle(Task.load(path), fail_reason=f"internal error while working on it: {err}")
             except Exception:  # not even that: leave it claimed; the log has both errors
                 log.exception("could not move %s to Failed/", path.name)
+
+    def _hand_back(self, path: Path, outage: Exception) -> None:
+        """Put a claimed task back where it came from, as it is: the plan so far stays in the store,
+        the ledger keeps any action it began from running twice, and it is taken again later."""
+        try:
+            with task_lock(self.settings.state_dir, path.stem):
+                if path.exists():
+                    self.wf.vault.move(path, self.inbox)
+                    log.warning("%s handed back to Needs_Action/: %s", path.name, outage)
+        except OSError:  # left claimed: the loop takes it again at its next start
+            log.exception("could not hand %s back to Needs_Action/", path.name)
 
     @contextlib.contextmanager
     def outside_turn(self) -> Iterator[None]:

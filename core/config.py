@@ -80,6 +80,9 @@ class Settings:
     agent_name: str = "reasoning_loop"
     rescan_seconds: float = 5.0
     approval_ttl_hours: float = 24.0
+    # Seconds a write waits for the state store while another program holds it locked; then the
+    # store counts as unavailable (tasks are still written; nothing is executed until it is back).
+    state_busy_timeout: float = 30.0
     llm_base_url: str | None = None
     llm_api_key: str | None = None
     llm_model: str | None = None
@@ -120,6 +123,7 @@ class Settings:
             agent_name=env.get("AGENT_NAME") or "reasoning_loop",
             rescan_seconds=env_float(env, "RESCAN_SECONDS", 5.0, minimum=0.05),
             approval_ttl_hours=env_float(env, "APPROVAL_TTL_HOURS", 24.0, minimum=0.0),
+            state_busy_timeout=env_float(env, "STATE_BUSY_TIMEOUT_SECONDS", 30.0, minimum=0.0),
             llm_base_url=env.get("LLM_BASE_URL") or None,
             llm_api_key=env.get("LLM_API_KEY") or None,
             llm_model=env.get("LLM_MODEL") or None,

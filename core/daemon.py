@@ -3,6 +3,7 @@ state store (read by the Dashboard and `agent_interface.py status`), and a folde
 inotify events and rescans periodically so nothing dropped while the process was down is missed."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -16,7 +17,7 @@ from inotify_simple import INotify, flags
 
 from core.config import Settings
 from core.errors import ConfigError
-from core.state import StateStore
+from core.state import StateStore, StoreUnavailable, outage_of
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,18 @@ def setup_logging(settings: Settings, name: str) -> None:
 
 
 class Daemon:
-    """Stop flag, signals and heartbeat; logs health on transitions only."""
+    """Stop flag, signals and heartbeat; logs health on transitions only.
+
+    The heartbeat is also how a process learns that the state store is out and when it is back.
+    While it is out, a beat never waits for it (a locked store makes a write wait the busy
+    timeout): one probe at a time writes the heartbeat in the background, and callbacks
+    registered with ``on_beat`` run after every heartbeat that was recorded, the first one
+    after an outage included, so work that waited for the store resumes by itself."""
+
+    # While the store is out, how often a probe tries it; failures of the work itself (a write
+    # refused while the heartbeat goes through, as on a full disk) space the probes out further.
+    PROBE_SECONDS = 1.0
+    PROBE_MAX_SECONDS = 30.0
 
     def __init__(self, name: str, state: StateStore, beat_every: float = 2.0) -> None:
         self.name = name
@@ -60,12 +72,45 @@ class Daemon:
         self.beat_every = beat_every
         self._last_beat = 0.0
         self._last_status: tuple[str, str] | None = None
-        self._store_error: str | None = None
+        self._outage: StoreUnavailable | None = None
+        self._outage_since: float | None = None   # epoch seconds
+        self._work_failures = 0                     # outages met by the work since the store last held up
+        self._last_work_failure = 0.0
+        self._probe_lock = threading.Lock()
+        self._probing = False
+        self._next_probe = 0.0
+        self._callbacks: list[Callable[[], object]] = []
 
     @property
     def store_error(self) -> str | None:
-        """Why the last heartbeat could not be recorded, while the state store stays unreadable."""
-        return self._store_error
+        """Why the state store cannot be used, while it stays out (None when it answers)."""
+        return str(self._outage) if self._outage is not None else None
+
+    def store_outage(self) -> StoreUnavailable | None:
+        """The outage this process is waiting out, if any: nothing that needs the store should start."""
+        return self._outage
+
+    @property
+    def store_out_since(self) -> float | None:
+        return self._outage_since
+
+    def on_beat(self, callback: Callable[[], object]) -> None:
+        """Run ``callback`` after each recorded heartbeat (and at once when the store comes back)."""
+        self._callbacks.append(callback)
+
+    def store_failed(self, err: BaseException) -> StoreUnavailable:
+        """The work met an outage: wait it out like a failed heartbeat, probing less often each time."""
+        out = outage_of(err) or StoreUnavailable("unreadable", str(err))
+        now = time.monotonic()
+        if now - self._last_work_failure > 60.0:
+            self._work_failures = 0
+        self._work_failures += 1
+        self._last_work_failure = now
+        delay = min(self.PROBE_MAX_SECONDS, self.PROBE_SECONDS * 2 ** (self._work_failures - 1))
+        with self._probe_lock:
+            self._next_probe = max(self._next_probe, now + delay)
+        self._went_out(out)
+        return out
 
     def install_signal_handlers(self) -> None:
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -83,17 +128,60 @@ class Daemon:
         if changed or force or error or now - self._last_beat >= self.beat_every:
             shown = f"{detail} ({note})" if detail and note else detail or note
             self._last_status = (status, detail)
-            try:
-                self.state.heartbeat(self.name, status, shown, os.getpid(), error=error)
-            except Exception as err:  # noqa: BLE001 - an unreadable store must not stop the work
-                if self._store_error is None:
-                    log.warning("%s: cannot record health in the state store: %s", self.name, err)
-                self._store_error = str(err)
+            if self._outage is not None:
+                self._probe(status, shown, error)
                 return
-            if self._store_error is not None:
-                log.info("%s: the state store is reachable again", self.name)
-                self._store_error = None
-            self._last_beat = now
+            if self._record(status, shown, error):
+                self._last_beat = now
+                self._run_callbacks()
+
+    def _record(self, status: str, shown: str, error: str | None) -> bool:
+        try:
+            self.state.heartbeat(self.name, status, shown, os.getpid(), error=error)
+        except Exception as err:  # noqa: BLE001 - an unreadable store must not stop the work
+            self._went_out(outage_of(err) or StoreUnavailable("unreadable", str(err)))
+            return False
+        if self._outage is not None:
+            log.info("%s: the state store is reachable again", self.name)
+            self._outage = self._outage_since = None
+        return True
+
+    def _went_out(self, out: StoreUnavailable) -> None:
+        if self._outage is None:
+            log.warning("%s: %s", self.name, out)
+            self._outage_since = time.time()
+        self._outage = out
+
+    def _probe(self, status: str, shown: str, error: str | None) -> None:
+        with self._probe_lock:
+            now = time.monotonic()
+            if self._probing or now < self._next_probe:
+                return
+            self._probing = True
+        threading.Thread(target=self._probe_once, args=(status, shown, error), daemon=True,
+                         name=f"{self.name}-store-probe").start()
+
+    def _probe_once(self, status: str, shown: str, error: str | None) -> None:
+        try:
+            if self._record(status, shown, error):
+                self._last_beat = time.monotonic()
+                self._run_callbacks()
+        finally:
+            with self._probe_lock:
+                self._probing = False
+                self._next_probe = max(self._next_probe, time.monotonic() + self.PROBE_SECONDS)
+            with contextlib.suppress(Exception):
+                self.state.close()  # this thread's connection goes with the thread
+
+    def _run_callbacks(self) -> None:
+        for callback in self._callbacks:
+            try:
+                callback()
+            except Exception as err:  # noqa: BLE001 - the callback's own trouble; the beat goes on
+                if outage_of(err) is not None:
+                    self.store_failed(err)
+                else:
+                    log.exception("%s: after the heartbeat", self.name)
 
 
 class FolderFeed:
@@ -128,6 +216,10 @@ class FolderFeed:
         if self._inotify is not None:
             self._inotify.close()
             self._inotify = None
+
+    def rescan_now(self) -> None:
+        """The next wait lists everything present (after the consumer paused: nothing is missed)."""
+        self._next_rescan, self._scanned = 0.0, None
 
     def scan(self) -> list[Path]:
         try:

@@ -3,6 +3,11 @@ rate-limit windows, the outbox and process health. Shared by every process of th
 
 A committed transaction survives ``kill -9`` of any process (WAL, synchronous=NORMAL), which is
 the crash model the suite promises; each process opens its own connection.
+
+When the store cannot be used (locked by another program past the busy timeout, unreadable, on a
+full disk) every method raises ``StoreUnavailable``, the one classification of an outage that the
+processes act on (``is_store_outage``); a connection that met an unreadable file, or whose file was
+replaced or removed under it, is reopened at its next use, so the store comes back by itself.
 """
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import quote
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS cursors (
@@ -86,6 +92,67 @@ LEDGER_STATES = ("pending", "sending", "succeeded", "failed", "unknown")
 CHANNEL_STATES = ("ok", "auth_error", "unavailable", "rate_limited", "not_configured", "changed")
 
 
+DEFAULT_BUSY_TIMEOUT = 30.0  # seconds a write waits for another SQLite client's lock (STATE_BUSY_TIMEOUT_SECONDS)
+IDENTITY_CHECK_SECONDS = 0.5  # how often a connection checks that its file is still the one at the path
+
+# SQLite's primary result codes that mean "the store is out", not "this statement is wrong".
+_LOCKED_CODES = {5, 6}                       # SQLITE_BUSY, SQLITE_LOCKED
+_FULL_CODES = {13}                           # SQLITE_FULL
+_UNREADABLE_CODES = {7, 8, 10, 11, 14, 15, 26}  # NOMEM, READONLY, IOERR, CORRUPT, CANTOPEN, PROTOCOL, NOTADB
+_NOT_OUTAGES = (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.InterfaceError, sqlite3.DataError,
+                sqlite3.NotSupportedError)
+_REASONS = {"locked": "it is locked by another program", "full": "the disk (or the database) is full",
+            "unreadable": "its file cannot be read"}
+
+
+class StoreUnavailable(sqlite3.OperationalError):
+    """The state store cannot be used right now: ``kind`` is ``locked``, ``full`` or ``unreadable``.
+
+    Nothing that needs the store (planning, executing, the ledger) may go on; whatever can wait
+    waits, and carries on by itself once the store answers again. A subclass of
+    ``sqlite3.OperationalError``, so code that already handles SQLite errors keeps working."""
+
+    def __init__(self, kind: str, detail: str = "") -> None:
+        self.kind = kind if kind in _REASONS else "unreadable"
+        self.detail = detail
+        self.reason = f"{_REASONS[self.kind]} ({detail})" if detail else _REASONS[self.kind]
+        super().__init__(f"the state store is unavailable: {self.reason}")
+
+
+def outage_of(err: BaseException) -> StoreUnavailable | None:
+    """``err`` as a store outage, or None when it is something else (a bug, a constraint)."""
+    if isinstance(err, StoreUnavailable):
+        return err
+    if not isinstance(err, sqlite3.Error) or isinstance(err, _NOT_OUTAGES):
+        return None
+    code = getattr(err, "sqlite_errorcode", None)
+    primary = code & 0xFF if isinstance(code, int) else None
+    text = str(err)
+    if primary in _LOCKED_CODES or (primary is None and "locked" in text):
+        return StoreUnavailable("locked", text)
+    if primary in _FULL_CODES or (primary is None and "is full" in text):
+        return StoreUnavailable("full", text)
+    if primary in _UNREADABLE_CODES or "no such table" in text or (
+            primary is None and any(w in text for w in ("not a database", "malformed", "unable to open", "I/O"))):
+        # "no such table": the file at the path is a database, but not ours (an empty one, another one)
+        return StoreUnavailable("unreadable", text)
+    return None
+
+
+def is_store_outage(err: BaseException) -> bool:
+    """True when ``err`` says the state store is out (locked, unreadable, full), whatever raised it."""
+    return outage_of(err) is not None
+
+
+def busy_timeout_from_env() -> float:
+    """``STATE_BUSY_TIMEOUT_SECONDS`` (Settings refuses a bad value at start; here it falls back)."""
+    try:
+        value = float(os.environ.get("STATE_BUSY_TIMEOUT_SECONDS") or DEFAULT_BUSY_TIMEOUT)
+    except ValueError:
+        return DEFAULT_BUSY_TIMEOUT
+    return value if value >= 0 else DEFAULT_BUSY_TIMEOUT
+
+
 def dumps(value: Any) -> str:
     return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
 
@@ -155,14 +222,26 @@ def _writer_for(path: Path) -> _Writer:
 class StateStore:
     """Thin typed access to the tables; every method is one short transaction."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, busy_timeout: float | None = None) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.busy_timeout = busy_timeout_from_env() if busy_timeout is None else max(0.0, float(busy_timeout))
         self._local = threading.local()
         self._writer = _writer_for(self.path)
-        db = self._connect()
-        db.executescript(SCHEMA)  # idempotent; executescript manages its own transaction
-        self._migrate(db)
+        # Only the first connection may create the file: a database that disappears later is an
+        # outage, never a silent fresh start (an empty ledger could let an action run twice).
+        self._uri: str | None = None
+        try:
+            db = self._connect()
+            db.executescript(SCHEMA)  # idempotent; executescript manages its own transaction
+            self._migrate(db)
+        except sqlite3.Error as err:
+            out = self._unavailable(err)
+            if out is None:
+                raise
+            raise out from err
+        finally:
+            self._uri = f"file:{quote(os.path.abspath(self.path))}?mode=rw"
 
     def _migrate(self, db: sqlite3.Connection) -> None:
         for table, columns in MIGRATIONS.items():
@@ -179,16 +258,59 @@ class StateStore:
 
     # -- connection -------------------------------------------------------------------------------
     def _connect(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
+        local = self._local
+        db = getattr(local, "db", None)
+        if db is not None and not getattr(local, "depth", 0):
+            # A file replaced or removed under an open connection (restored from a backup, moved
+            # away) is not noticed by SQLite, which goes on with the old file nobody else sees:
+            # look, at most every IDENTITY_CHECK_SECONDS, and reopen whatever is at the path now.
+            now = time.monotonic()
+            if now >= local.check_at:
+                local.check_at = now + IDENTITY_CHECK_SECONDS
+                if self._identity() != local.identity:
+                    self._drop()
+                    db = None
         if db is None:
-            db = sqlite3.connect(self.path, timeout=30.0, isolation_level=None, check_same_thread=False)
-            db.row_factory = sqlite3.Row
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.execute("PRAGMA busy_timeout=30000")
-            db.execute("PRAGMA mmap_size=268435456")  # page reads from memory, not a pread() each
-            self._local.db = db
+            if self._uri is None:
+                db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
+                                     check_same_thread=False)
+            else:
+                db = sqlite3.connect(self._uri, timeout=self.busy_timeout, isolation_level=None,
+                                     check_same_thread=False, uri=True)
+            try:
+                db.row_factory = sqlite3.Row
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
+                db.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+                db.execute("PRAGMA mmap_size=268435456")  # page reads from memory, not a pread() each
+            except BaseException:
+                db.close()
+                raise
+            local.db, local.identity = db, self._identity()
+            local.check_at = time.monotonic() + IDENTITY_CHECK_SECONDS
         return db
+
+    def _identity(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino
+
+    def _drop(self) -> None:
+        """Forget this thread's connection; the next call opens the file anew."""
+        db = getattr(self._local, "db", None)
+        self._local.db = None
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
+
+    def _unavailable(self, err: sqlite3.Error) -> StoreUnavailable | None:
+        """The outage ``err`` means, if it is one; a connection that met an unreadable file is dropped."""
+        out = outage_of(err)
+        if out is not None and out.kind == "unreadable" and not getattr(self._local, "depth", 0):
+            self._drop()
+        return out
 
     @contextlib.contextmanager
     def transaction(self, immediate: bool = True) -> Iterator[sqlite3.Connection]:
@@ -207,25 +329,51 @@ class StateStore:
         # SQLite's own busy handler would make a waiting writer sleep for milliseconds while the
         # write lock is held for microseconds. (busy_timeout still covers other SQLite clients.)
         with self._writer:
-            db = self._connect()
-            db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            try:
+                db = self._connect()
+                db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
+            except sqlite3.Error as err:
+                out = self._unavailable(err)
+                if out is None:
+                    raise
+                raise out from err
             local.depth = 1
             try:
                 yield db
-            except BaseException:
+            except BaseException as err:
+                local.depth = 0
                 if db.in_transaction:  # an error may have rolled it back already
-                    db.execute("ROLLBACK")
-                raise
+                    with contextlib.suppress(sqlite3.Error):  # an unreadable file may refuse even this
+                        db.execute("ROLLBACK")
+                out = self._unavailable(err) if isinstance(err, sqlite3.Error) else None
+                if out is None or out is err:
+                    raise
+                raise out from err
             finally:
                 local.depth = 0
-            db.execute("COMMIT")
+            try:
+                db.execute("COMMIT")
+            except sqlite3.Error as err:
+                if db.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        db.execute("ROLLBACK")
+                out = self._unavailable(err)
+                if out is None:
+                    raise
+                raise out from err
 
     def in_transaction(self) -> bool:
         """True while this thread has a transaction open on this store."""
         return bool(getattr(self._local, "depth", 0))
 
     def query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-        return self._connect().execute(sql, args).fetchall()
+        try:
+            return self._connect().execute(sql, args).fetchall()
+        except sqlite3.Error as err:
+            out = self._unavailable(err)
+            if out is None or out is err:
+                raise
+            raise out from err
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
@@ -257,6 +405,12 @@ class StateStore:
         with self.transaction() as db:
             db.execute("UPDATE watcher_items SET status='done' WHERE source=? AND source_id=?", (source, source_id))
 
+    def repoint_item(self, source: str, source_id: str, task_id: str) -> None:
+        """A staged item whose task was written under another id (while the store was out)."""
+        with self.transaction() as db:
+            db.execute("UPDATE watcher_items SET task_id=? WHERE source=? AND source_id=? AND status='staged'",
+                       (task_id, source, source_id))
+
     def staged_items(self, source: str) -> list[sqlite3.Row]:
         return self.query("SELECT * FROM watcher_items WHERE source=? AND status='staged'", (source,))
 
@@ -280,12 +434,19 @@ class StateStore:
             raise RuntimeError("ledger_begin must commit on its own, before the action runs")
         if not durable:
             return self._ledger_begin(key, skill, action)
-        db = self._connect()
-        db.execute("PRAGMA synchronous=FULL")
+        try:
+            db = self._connect()
+            db.execute("PRAGMA synchronous=FULL")
+        except sqlite3.Error as err:
+            out = self._unavailable(err)
+            if out is None:
+                raise
+            raise out from err
         try:
             return self._ledger_begin(key, skill, action)
         finally:
-            db.execute("PRAGMA synchronous=NORMAL")
+            with contextlib.suppress(sqlite3.Error):  # a connection dropped meanwhile starts at NORMAL
+                db.execute("PRAGMA synchronous=NORMAL")
 
     def _ledger_begin(self, key: str, skill: str, action: str) -> sqlite3.Row:
         with self.transaction() as db:

@@ -32,11 +32,14 @@ class BaseWatcher:
         self.settings = settings
         self.vault = vault or Vault(settings.vault_path)
         self.vault.ensure_layout()
-        self.state = state or StateStore(settings.state_db)
+        self.state = state or StateStore(settings.state_db, busy_timeout=settings.state_busy_timeout)
         self.audit = AuditLog(self.vault.root, self.process_name)
         self.intake = Intake(self.vault, self.state, self.audit, source=self.source, kind=self.kind,
-                             state_dir=settings.state_dir)
+                             state_dir=settings.state_dir, rebuild=self.replay)
         self.daemon = Daemon(self.process_name, self.state)
+        # While the state store is out, tasks are spooled (core.intake); after each heartbeat, and at
+        # once when the store is back, the spool is replayed into the journal.
+        self.daemon.on_beat(self.intake.maintain)
         self.backoff = backoff
         self.report = ChannelReport(self.state, self.channel, by=self.process_name) if self.channel else None
 
@@ -45,8 +48,9 @@ class BaseWatcher:
         return self.intake.emit(source_id, make, kind=kind, detail=detail)
 
     def recover(self) -> int:
-        """Finish items staged before a crash; subclasses say how to rebuild a task from its detail."""
-        return self.intake.replay_staged(self.replay)
+        """Finish items spooled during an outage and staged before a crash; subclasses say how to
+        rebuild a task from its detail (``replay``). With the store out, this waits for it to be back."""
+        return self.intake.recover()
 
     def replay(self, source_id: str, detail: dict) -> bool:
         raise NotImplementedError

@@ -1,5 +1,7 @@
 """``Dashboard.md``: what the owner reads first. Rendered from the vault and the state store by a
-single writer (the agent interface); written only when something in it changed."""
+single writer (the agent interface); written only when something in it changed. While the state
+store is unavailable a minimal Dashboard, from the folders alone, says so; the full one returns by
+itself when the store is back."""
 from __future__ import annotations
 
 import datetime as dt
@@ -9,7 +11,7 @@ from pathlib import Path
 
 from core.approval.approvals import Approvals
 from core.audit import recent_records
-from core.state import StateStore
+from core.state import StateStore, StoreUnavailable, outage_of
 from core.text import one_line
 from core.vault import Vault
 
@@ -188,14 +190,72 @@ def render(vault: Vault, state: StateStore, approvals: Approvals, *, dry_run: bo
     return "\n".join(lines) + "\n"
 
 
+OUTAGE_HINTS = {
+    "locked": "another program holds the database open for writing (a database browser on `{db}`?): close it.",
+    "full": "the disk that holds `{db}` is full: free some space on it.",
+    "unreadable": "`{db}` is missing, damaged or cannot be read: put it back (a backup of it will do).",
+}
+
+
+def render_outage(vault: Vault, outage: StoreUnavailable, *, dry_run: bool, since: float,
+                  state_path: Path | None = None, scan: FolderScan | None = None) -> str:
+    """What the owner must know while the state store is out, from the filesystem alone."""
+    scan = scan or FolderScan()
+    db = str(state_path) if state_path is not None else "state.db"
+    try:
+        db = str(Path(db).relative_to(vault.root))
+    except ValueError:
+        pass
+    counts = {name: scan.count(vault.root / name) for name in COUNTED}
+    lines = ["# AI Employee — Dashboard", "",
+             f"> [!warning] **The state store is unavailable**: {one_line(outage.reason)}.",
+             f"> Since {time.strftime('%Y-%m-%d %H:%M:%S UTC', time.gmtime(since))} ({age(time.time() - since)} ago).", "",
+             f"- **Tasks keep arriving** in `Needs_Action/`: {counts['Needs_Action']} there now.",
+             "- **Nothing is planned or executed until it is back**: the action ledger, which makes every action "
+             "happen at most once, lives in the store. Requests you move to `Approved/` "
+             f"({counts['Approved']} there now) wait there, untouched, and are carried out once it is back.",
+             "- **It resumes by itself** when the store is back: nothing needs restarting.",
+             f"- What to check: {OUTAGE_HINTS.get(outage.kind, OUTAGE_HINTS['unreadable']).format(db=db)}", ""]
+    lines.append("**Mode: DRY RUN** — actions are simulated; nothing leaves this machine." if dry_run
+                 else "**Mode: LIVE** — approved actions are really sent, posted and paid.")
+    lines += ["", "## Work (counted from the folders)", "", "| folder | files |", "|---|---|"]
+    lines += [f"| {name} | {counts[name]} |" for name in COUNTED]
+    return "\n".join(lines) + "\n"
+
+
 class DashboardWriter:
-    def __init__(self, vault: Vault, state: StateStore, approvals: Approvals, *, dry_run: bool) -> None:
+    def __init__(self, vault: Vault, state: StateStore, approvals: Approvals, *, dry_run: bool,
+                 state_path: Path | None = None) -> None:
         self.vault, self.state, self.approvals, self.dry_run = vault, state, approvals, dry_run
+        self.state_path = state_path or getattr(state, "path", None)
         self.scan = FolderScan()
         self._last = ""
+        self._outage_since: float | None = None
 
-    def refresh(self) -> bool:
-        body = render(self.vault, self.state, self.approvals, dry_run=self.dry_run, scan=self.scan)
+    def refresh(self, outage: StoreUnavailable | None = None) -> bool:
+        """Write the Dashboard if it changed. ``outage``: the store is known to be out (the minimal
+        Dashboard); one met while rendering is written the same way, then raised for the caller."""
+        met = None
+        if outage is None:
+            try:
+                body = render(self.vault, self.state, self.approvals, dry_run=self.dry_run, scan=self.scan)
+                self._outage_since = None
+            except Exception as err:
+                met = outage_of(err)
+                if met is None:
+                    raise
+                outage = met
+        if outage is not None:
+            if self._outage_since is None:
+                self._outage_since = time.time()
+            body = render_outage(self.vault, outage, dry_run=self.dry_run, since=self._outage_since,
+                                 state_path=self.state_path, scan=self.scan)
+        changed = self._write(body)
+        if met is not None:
+            raise met
+        return changed
+
+    def _write(self, body: str) -> bool:
         if body == self._last:
             return False
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -42,7 +42,7 @@ class Workflow:
     def open(cls, settings: Settings, *, actor: str, registry: SkillRegistry | None = None) -> "Workflow":
         vault = Vault(settings.vault_path)
         vault.ensure_layout()
-        state = StateStore(settings.state_db)
+        state = StateStore(settings.state_db, busy_timeout=settings.state_busy_timeout)
         registry = registry or SkillRegistry().discover(settings.skills_dir)
         policy = PolicySource(vault.root / "Company_Handbook.md")
         return cls(settings, vault, state, registry, AuditLog(vault.root, actor), policy, PlanStore(state),
