@@ -26,6 +26,7 @@ from core.engine.dashboard import DashboardWriter, age, count_files, process_row
 from core.documents import Document, DocumentError, iso, utcnow
 from core.errors import AIEmployeeError, TransientError
 from core.locks import task_lock
+from core.state import is_store_outage
 from core.engine.plans import EXPIRED, FAILED, PENDING, QUEUED, REJECTED, SKIPPED, TERMINAL, ProposedStep
 from core.tasks import Task, update_task
 from core.engine.workflow import Workflow
@@ -41,21 +42,41 @@ class AgentInterface:
         self.daemon = Daemon("agent-interface", self.wf.state)
         self.claimed = self.wf.vault.folder("In_Progress", EXECUTOR)
         self._rejections_seen: set[tuple[str, int, int]] = set()
-        self.dashboard = DashboardWriter(self.wf.vault, self.wf.state, self.wf.approvals, dry_run=settings.dry_run)
+        # Claimed requests whose handling met a state store outage: handled again once it is back.
+        self._interrupted: set[Path] = set()
+        self.dashboard = DashboardWriter(self.wf.vault, self.wf.state, self.wf.approvals, dry_run=settings.dry_run,
+                                         state_path=self.wf.state.path)
 
     # -- the daemon -------------------------------------------------------------------------------
     def run(self) -> None:
         self.claimed.mkdir(parents=True, exist_ok=True)
         self.daemon.beat("healthy", "watching Approved/ and Rejected/", force=True)
         for path in self.wf.vault.markdown_files(self.claimed):  # resume what we held before a crash
-            self.handle_approved(path, recovering=True)
+            self._interrupted.add(path)
+        self.guard(self.resume_interrupted)
         next_sweep = next_dashboard = next_janitor = 0.0
         with FolderFeed(self.wf.vault.folder("Approved"), self.settings.rescan_seconds) as approved, \
                 FolderFeed(self.wf.vault.folder("Rejected"), self.settings.rescan_seconds,
                            only_when_changed=True) as rejected:
             while not self.daemon.stop.is_set():
+                outage = self.daemon.store_outage()
+                if outage is not None:
+                    # Nothing is executed without the ledger: Approved/ is left as it is (not refused,
+                    # not moved) and looked at again once the store is back. The Dashboard says so.
+                    self.daemon.beat("degraded", f"the state store is unavailable: {outage.reason}; "
+                                                 "nothing is executed until it is back")
+                    now = time.monotonic()
+                    if now >= next_dashboard:
+                        self.guard(self.dashboard.refresh, outage)
+                        next_dashboard = now + 2.0
+                    self.daemon.stop.wait(0.25)
+                    approved.rescan_now()
+                    rejected.rescan_now()
+                    continue
+                if self._interrupted:
+                    self.guard(self.resume_interrupted)
                 for path in approved.wait(self.daemon.stop, timeout=0.25):
-                    if self.daemon.stop.is_set():
+                    if self.daemon.stop.is_set() or self.daemon.store_outage() is not None:
                         break
                     self.guard(self.take_approved, path)
                 for path in rejected.wait(self.daemon.stop, timeout=0.0):
@@ -77,6 +98,9 @@ class AgentInterface:
         try:
             fn(*args)
         except Exception as err:  # one bad file never stops the executor
+            if is_store_outage(err):  # not the file's fault: everything waits for the store
+                self.daemon.store_failed(err)
+                return
             log.exception("%s failed", getattr(fn, "__name__", fn))
             self.daemon.beat("degraded", f"{getattr(fn, '__name__', 'work')}: {err}", error=str(err))
 
@@ -88,7 +112,35 @@ class AgentInterface:
             return
         claimed = self.wf.vault.claim(path, self.claimed)
         if claimed is not None:
-            self.handle_approved(claimed)
+            self._handle_claimed(claimed)
+
+    def _handle_claimed(self, path: Path, *, recovering: bool = False) -> None:
+        """Handle a request we hold; if the store fails meanwhile, it stays held (In_Progress/executor/)
+        and is handled again, as after a crash, once the store is back: the ledger keeps an action
+        that began from running twice, and a grant that was recorded is carried on, never refused."""
+        try:
+            self.handle_approved(path, recovering=recovering)
+        except Exception as err:
+            if is_store_outage(err):
+                self._interrupted.add(path)
+            else:  # a bug: not tried again at every turn; it stays held until the next start
+                self._interrupted.discard(path)
+            raise
+        self._interrupted.discard(path)
+
+    def resume_interrupted(self) -> None:
+        """The requests held when the store failed (or when we crashed): carried on, oldest first.
+        A store outage ends the pass (the rest wait with it); any other error, only that request's."""
+        for path in sorted(self._interrupted):
+            if not path.exists():
+                self._interrupted.discard(path)
+                continue
+            try:
+                self._handle_claimed(path, recovering=True)
+            except Exception as err:
+                if is_store_outage(err):
+                    raise
+                log.exception("could not carry on with %s", path.name)
 
     # -- approvals ---------------------------------------------------------------------------------
     def handle_approved(self, path: Path, *, recovering: bool = False) -> None:
@@ -233,6 +285,14 @@ class AgentInterface:
         if seen in self._rejections_seen or stat.S_ISLNK(st.st_mode):
             return
         self._rejections_seen.add(seen)
+        try:
+            self._record_rejection(path, st)
+        except Exception as err:
+            if is_store_outage(err):
+                self._rejections_seen.discard(seen)  # read again once the store is back
+            raise
+
+    def _record_rejection(self, path: Path, st: os.stat_result) -> None:
         try:
             doc = Document.from_bytes(path.read_bytes())
         except (DocumentError, OSError):
@@ -401,6 +461,26 @@ def _warn_if_down(wf: Workflow) -> None:
         print("Note: the agent interface is not running; start the suite (see README) to execute it.")
 
 
+def cmd_briefing(settings: Settings, args: argparse.Namespace) -> int:
+    """The briefing on demand: written now; its findings are listed (the Monday task files them as requests)."""
+    from core.engine.skills import ActionContext, SkillRegistry
+    registry = SkillRegistry().discover(settings.skills_dir)
+    params = {"week": args.week} if args.week else {}
+    outcome = registry.invoke("ceo_briefing_skill", "generate_briefing", params,
+                              ActionContext("owner:briefing", None, None, settings.dry_run, settings))
+    if not outcome.success:
+        print(f"briefing: {outcome.error}", file=sys.stderr)
+        return 1
+    data = outcome.data
+    print(f"Wrote {data['path']} (the week {data['week_start']} to {data['week_end']}).")
+    if data.get("stale"):
+        print(f"Stale or missing: {', '.join(data['stale'])}.")
+    for finding in data.get("subscriptions") or []:
+        print(f"- {finding['merchant']}: {finding['reason']} (saves {finding['saving']} {finding.get('currency') or ''}"
+              " a month)")
+    return 0
+
+
 def cmd_site(settings: Settings, args: argparse.Namespace) -> int:
     from core.engine.mcp_client import McpClient
     from core.engine.site_login import check, login
@@ -436,6 +516,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--wait", type=float, default=300.0, help="seconds to wait for you to log in (default 300)")
     p = sub.add_parser("check", help="the selectors self-test: which elements of a site's page no longer match")
     p.add_argument("site", choices=["whatsapp", "linkedin"])
+    p = sub.add_parser("briefing", help="write the CEO briefing of a week now (default: the last full week)")
+    p.add_argument("--week", help="any day (YYYY-MM-DD) of the week to brief")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -446,6 +528,8 @@ def main(argv: list[str] | None = None) -> int:
         return run_daemon("agent-interface", AgentInterface, settings=settings)
     if args.command in ("login", "check"):
         return cmd_site(settings, args)
+    if args.command == "briefing":
+        return cmd_briefing(settings, args)
     logging.basicConfig(level=logging.WARNING)
     wf = Workflow.open(settings, actor="owner")
     return {"status": cmd_status, "pending": cmd_pending, "approve": cmd_approve, "reject": cmd_reject,
