@@ -31,7 +31,7 @@ from typing import Callable, Iterator
 
 from core.audit import AuditLog
 from core.documents import Document
-from core.locks import task_lock
+from core.locks import item_lock, task_lock
 from core.state import StateStore, is_store_outage, loads
 from core.tasks import new_task_id, write_new_task
 from core.vault import Vault, safe_name
@@ -179,9 +179,20 @@ class Intake:
     def emit(self, source_id: str, make: MakeTask, *, kind: str | None = None, detail: dict | None = None) -> str | None:
         """Create the task for ``source_id`` once. ``make(task_id, detail)`` must be idempotent:
         it may run again after a crash. Returns the task id, or None for an item already done."""
+        # Under the item's own lock: two producers of one item (the Gmail watcher and process_email,
+        # threads of one watcher), one journaling it and one spooling it, can never both make it.
+        with item_lock(self.state_dir, self.source, source_id):
+            return self._emit(source_id, make, kind=kind, detail=detail)
+
+    def _emit(self, source_id: str, make: MakeTask, *, kind: str | None, detail: dict | None) -> str | None:
+        if self._outage is not None:
+            # Known out: spooled at once. Trying the store here would hold this producer for the busy
+            # timeout at every item; the heartbeat's probe finds it back, then maintain() replays.
+            return self._emit_spooled(source_id, make, kind=kind, detail=detail)
         spooled = None
-        if self._outage is not None or self.spool.nonempty():
-            # Journal what the spool holds first, so that this item cannot get a second task id.
+        if self.spool.nonempty():
+            # Journal what the spool holds first (this process's or another's), so that this item
+            # cannot get a second task id.
             if not self._try_resume():
                 return self._emit_spooled(source_id, make, kind=kind, detail=detail)
             if self.spool.nonempty():  # not emptied (yet): an item it holds keeps its task id
@@ -209,8 +220,24 @@ class Intake:
                 raise
             # The task is written and the journal still says staged: the spool finishes it later.
             self._went_out(err)
-            self._spool_intent(source_id, task_id, detail)
+            self._spool_intent(source_id, task_id=task_id, detail=detail)
         return task_id
+
+    def stage(self, source_id: str, detail: dict, *, kind: str | None = None) -> None:
+        """Record an item's intent before its task is written (a producer that stages a batch first, as
+        WhatsApp does, whose messages are read once): in the journal, or in the spool while the store is
+        out. ``emit`` then writes the task under the id recorded here."""
+        with item_lock(self.state_dir, self.source, source_id):
+            if self._outage is None:
+                try:
+                    self.state.stage_item(self.source, source_id, new_task_id(kind or self.kind, self.source,
+                                                                              source_id), detail)
+                    return
+                except Exception as err:
+                    if not is_store_outage(err):
+                        raise
+                    self._went_out(err)
+            self._spool_intent(source_id, kind=kind, detail=detail)
 
     def _write(self, source_id: str, task_id: str, make: MakeTask, detail: dict, *, spooled: bool = False) -> bool:
         """Write the task unless it exists; True when this call wrote it."""
@@ -246,27 +273,33 @@ class Intake:
         self._next_try = time.monotonic() + RETRY_SECONDS
 
     def _emit_spooled(self, source_id: str, make: MakeTask, *, kind: str | None, detail: dict | None) -> str | None:
-        known = None
-        try:
-            known = self.state.item(self.source, source_id)  # a locked or full store can still be read
-        except Exception as err:
-            if not is_store_outage(err):
-                raise
-        if known is not None and known["status"] == "done":
-            return None
-        entry, new = self._spool_intent(source_id, known["task_id"] if known is not None else
-                                        new_task_id(kind or self.kind, self.source, source_id),
-                                        (loads(known["detail"]) or {}) if known is not None else (detail or {}))
+        entry, new = self._spool_intent(source_id, kind=kind, detail=detail)
+        if entry is None:
+            return None  # done already
         wrote = self._write(source_id, entry["task_id"], make, entry.get("detail") or {}, spooled=True)
         return entry["task_id"] if wrote or new else None
 
-    def _spool_intent(self, source_id: str, task_id: str, detail: dict) -> tuple[dict, bool]:
-        """The item's entry in the spool, recorded (fsynced) if it had none; True when it is new."""
+    def _spool_intent(self, source_id: str, *, kind: str | None = None, detail: dict | None = None,
+                      task_id: str | None = None) -> tuple[dict | None, bool]:
+        """The item's entry in the spool, recorded (fsynced) if it had none; True when it is new. None
+        when the journal says the item is done. The journal is read under the spool's lock, which a
+        replay holds from reading the spool to emptying it: the item is in one or the other."""
         with self.spool.locked():
             entry = self.spool.find(source_id)
             if entry is not None:
                 return entry, False
-            entry = {"source_id": source_id, "task_id": task_id, "detail": detail, "at": round(time.time(), 3)}
+            known = None
+            try:
+                known = self.state.item(self.source, source_id)  # a locked or full store can still be read
+            except Exception as err:
+                if not is_store_outage(err):
+                    raise
+            if known is not None and known["status"] == "done" and task_id is None:
+                return None, False
+            if known is not None:
+                task_id, detail = known["task_id"], loads(known["detail"]) or {}
+            entry = {"source_id": source_id, "task_id": task_id or new_task_id(kind or self.kind, self.source, source_id),
+                     "detail": detail or {}, "at": round(time.time(), 3)}
             self.spool.append(entry)
             return entry, True
 
@@ -369,6 +402,8 @@ class Intake:
                 return "ok"
             if row["status"] != "done" and self.vault.find_task(row["task_id"]) is not None:
                 self.state.finish_item(self.source, source_id)
+            elif row["status"] == "staged" and self.vault.find_task(task_id) is None:
+                return "missing"  # neither task was written: made again under the journal's id
             return row["task_id"]
         if row["status"] == "done":
             return "ok"

@@ -16,18 +16,18 @@ STRIPES = 64
 _local = threading.local()
 
 
-def _stripe_fd(state_dir: Path, stripe: int) -> int:
+def _stripe_fd(state_dir: Path, stripe: int, kind: str = "stripe") -> int:
     """One open lock file per stripe and thread: flock excludes other open files, so threads of
     one process exclude each other as well as other processes."""
     cache = getattr(_local, "fds", None)
     if cache is None:
         cache = _local.fds = {}
-    key = (str(state_dir), stripe)
+    key = (str(state_dir), kind, stripe)
     fd = cache.get(key)
     if fd is None:
         folder = Path(state_dir) / "locks"
         folder.mkdir(parents=True, exist_ok=True)
-        fd = cache[key] = os.open(folder / f"stripe-{stripe:02d}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        fd = cache[key] = os.open(folder / f"{kind}-{stripe:02d}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     return fd
 
 
@@ -37,7 +37,21 @@ def stripe_of(task_id: str) -> int:
 
 @contextlib.contextmanager
 def task_lock(state_dir: Path, task_id: str) -> Iterator[None]:
-    fd = _stripe_fd(state_dir, stripe_of(task_id))
+    with _striped(state_dir, "stripe", task_id):
+        yield
+
+
+@contextlib.contextmanager
+def item_lock(state_dir: Path, source: str, source_id: str) -> Iterator[None]:
+    """One incoming item (a message, a file) of a source, while it becomes a task. Its own stripes, so
+    that a task lock taken inside it can never be the same flock (which would release it early)."""
+    with _striped(state_dir, "item", f"{source}\0{source_id}"):
+        yield
+
+
+@contextlib.contextmanager
+def _striped(state_dir: Path, kind: str, name: str) -> Iterator[None]:
+    fd = _stripe_fd(state_dir, stripe_of(name), kind)
     fcntl.flock(fd, fcntl.LOCK_EX)  # released by the kernel if the holder is killed
     try:
         yield

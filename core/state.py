@@ -93,6 +93,9 @@ CHANNEL_STATES = ("ok", "auth_error", "unavailable", "rate_limited", "not_config
 
 
 DEFAULT_BUSY_TIMEOUT = 30.0  # seconds a write waits for another SQLite client's lock (STATE_BUSY_TIMEOUT_SECONDS)
+# The least a write waits for the suite's own write lock, however short the busy timeout: the suite's
+# writers hold it for microseconds, so only a writer stuck behind another program's lock waits this long.
+WRITER_MIN_WAIT = 2.0
 IDENTITY_CHECK_SECONDS = 0.5  # how often a connection checks that its file is still the one at the path
 
 # SQLite's primary result codes that mean "the store is out", not "this statement is wrong".
@@ -187,17 +190,36 @@ class _Writer:
         self.fd = os.open(f"{path}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         self.depth = 0
 
-    def __enter__(self) -> None:
-        self.lock.acquire()
+    def acquire(self, timeout: float) -> None:
+        """Take the lock within ``timeout`` seconds, else ``StoreUnavailable('locked')``. Bounded, so
+        that writers of several processes queued behind one that waits on another program's lock
+        give up after one busy timeout each, not one after the other. Uncontended: one flock call;
+        contended (held for microseconds by the suite's own writers): retried within microseconds."""
+        deadline = time.monotonic() + timeout
+        if not self.lock.acquire(timeout=max(timeout, 0.001)):
+            raise StoreUnavailable("locked", f"another thread held the write lock for {timeout:g} s")
         if self.depth == 0:
             try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX)
+                self._flock(deadline, timeout)
             except BaseException:
                 self.lock.release()
                 raise
         self.depth += 1
 
-    def __exit__(self, *exc: object) -> None:
+    def _flock(self, deadline: float, timeout: float) -> None:
+        delay = 0.00005
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise StoreUnavailable("locked", f"another process held the write lock for {timeout:g} s") \
+                        from None
+            time.sleep(delay)
+            delay = min(delay * 2, 0.002)
+
+    def release(self) -> None:
         self.depth -= 1
         try:
             if self.depth == 0:
@@ -324,11 +346,12 @@ class StateStore:
             finally:
                 local.depth -= 1
             return
-        # Writers queue on a lock that wakes the next one the moment it is free: threads of this
+        # The suite's writers queue on their own lock, retried within microseconds: threads of this
         # process on a thread lock, processes on an flock of a lock file beside the database.
         # SQLite's own busy handler would make a waiting writer sleep for milliseconds while the
         # write lock is held for microseconds. (busy_timeout still covers other SQLite clients.)
-        with self._writer:
+        self._writer.acquire(max(self.busy_timeout, WRITER_MIN_WAIT))
+        try:
             try:
                 db = self._connect()
                 db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
@@ -361,6 +384,8 @@ class StateStore:
                 if out is None:
                     raise
                 raise out from err
+        finally:
+            self._writer.release()
 
     def in_transaction(self) -> bool:
         """True while this thread has a transaction open on this store."""

@@ -4,9 +4,12 @@ resumes by itself once the store is back; no item is lost or becomes two tasks."
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import sqlite3
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -227,3 +230,90 @@ def test_a_crash_during_an_outage_is_repaired_from_the_spool_at_the_next_start(t
     assert state2.item("filesystem", "c")["task_id"] == c and state2.item("filesystem", "c")["status"] == "done"
     assert restarted.emit("c", make, detail={"name": "c.txt"}) is None
     assert len(md_files(vault.root / "Needs_Action")) == 1
+
+
+# -- races and waits the review found ---------------------------------------------------------------------------
+def test_an_item_delivered_again_while_another_producer_replays_the_spool_is_one_task(tmp_path, monkeypatch):
+    vault, state, watcher = _intake(tmp_path)
+    ids = iter(f"20261201T120000Z-file_drop-{n:010x}" for n in range(100))
+    monkeypatch.setattr("core.intake.new_task_id", lambda *a: next(ids))  # ids of two seconds, not one
+    other = Intake(vault, StateStore(state.path, busy_timeout=0.1), AuditLog(vault.root, "t"), source="filesystem",
+                   kind="file_drop", state_dir=tmp_path / "vault" / ".state")  # process_email beside the watcher
+    full(state)
+    fill_up(state)
+    first = watcher.emit("x", make, detail={"name": "x.txt"})
+    space_freed(state)
+    watcher._next_try = time.monotonic() + 60  # the watcher still thinks the store is out
+    read = state.item
+
+    def read_while_the_other_replays(*args):
+        row = read(*args)
+        other.resume()  # the other producer journals and empties the spool meanwhile
+        return row
+    state.item = read_while_the_other_replays
+    try:
+        watcher.emit("x", make, detail={"name": "x.txt"})  # delivered again (the cursor could not move)
+    finally:
+        state.item = read
+    assert [p.stem for p in md_files(vault.root / "Needs_Action")] == [first]
+
+
+def test_two_producers_of_one_item_one_journaling_and_one_spooling_make_one_task(tmp_path, monkeypatch):
+    vault, state, spooling = _intake(tmp_path)
+    journaling = Intake(vault, StateStore(state.path, busy_timeout=0.1), AuditLog(vault.root, "t"),
+                        source="filesystem", kind="file_drop", state_dir=tmp_path / "vault" / ".state")
+    ids = iter(f"20261201T120000Z-file_drop-{n:010x}" for n in range(100))
+    monkeypatch.setattr("core.intake.new_task_id", lambda *a: next(ids))  # each producer its own id
+    spooling._went_out(StoreUnavailable("locked", "database is locked"))  # its last write timed out
+    read = spooling.state.item
+    other = threading.Thread(target=journaling.emit, args=("y", make), kwargs={"detail": {"name": "y.txt"}})
+
+    def read_while_the_other_emits(*args):
+        row = read(*args)
+        other.start()
+        other.join(timeout=1.0)  # blocked on the item's lock, if there is one
+        return row
+    spooling.state.item = read_while_the_other_emits
+    try:
+        spooling.emit("y", make, detail={"name": "y.txt"})
+    finally:
+        spooling.state.item = read
+    other.join(timeout=30)
+    assert len(md_files(vault.root / "Needs_Action")) == 1
+
+
+def test_while_the_store_is_known_out_an_item_is_spooled_without_waiting_for_the_store(tmp_path, monkeypatch):
+    vault, state, intake = _intake(tmp_path)
+    locker = sqlite3.connect(state.path, isolation_level=None)
+    locker.execute("BEGIN IMMEDIATE")
+    try:
+        assert intake.emit("a", make, detail={"name": "a.txt"})  # this one meets the lock and waits it out
+        assert intake.outage
+        writes, transaction = [], state.transaction
+
+        def counted(*args, **kwargs):
+            writes.append(args)
+            return transaction(*args, **kwargs)
+        monkeypatch.setattr(state, "transaction", counted)
+        intake._next_try = 0.0  # even with a retry due, the producer does not try the store itself
+        for n in range(5):
+            assert intake.emit(f"b{n}", make, detail={"name": f"b{n}.txt"})
+        assert writes == []  # the heartbeat's probe finds the store back; maintain() replays then
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+
+
+def test_a_writer_queued_behind_a_stuck_one_gives_up_after_its_wait_not_never(tmp_path, monkeypatch):
+    monkeypatch.setattr("core.state.WRITER_MIN_WAIT", 0.2)
+    state = StateStore(tmp_path / "state.db", busy_timeout=0.1)
+    stuck = os.open(f"{state.path}.lock", os.O_RDWR)  # another process of the suite holding the write lock
+    fcntl.flock(stuck, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(StoreUnavailable) as caught:
+            state.set_cursor("c", "v")
+        assert caught.value.kind == "locked"
+    finally:
+        os.close(stuck)
+    state.set_cursor("c", "v")  # free again: written at once
+    assert state.get_cursor("c") == "v"

@@ -22,7 +22,8 @@ import core.intake
 from core.approval.policy import DEFAULT_WATCH_KEYWORDS, Policy, PolicyError, policy_from_markdown
 from core.config import Settings
 from core.documents import Document
-from core.state import StateStore
+from core.errors import TransientError
+from core.state import StateStore, StoreUnavailable
 from mcp_servers.browser.config import DEFAULT_SELECTORS, BrowserConfig
 from mcp_servers.browser.engine import BrowserEngine
 from mcp_servers.browser_server import build_app
@@ -545,3 +546,30 @@ def test_watch_keywords_from_the_handbook_and_their_errors():
             read(block)
     shipped = policy_from_markdown((ROOT / "core" / "defaults" / "Company_Handbook.md").read_text("utf-8"))
     assert shipped.watch_keywords == DEFAULT_WATCH_KEYWORDS and shipped.planning_rules
+
+
+# -- the state store out ------------------------------------------------------------------------------------------
+@chromium
+def test_with_the_state_store_out_whatsapp_is_not_read_and_its_chats_stay_unread(tmp_path, b):
+    w = watcher_for(tmp_path, b)
+    w.intake._went_out(StoreUnavailable("locked", "database is locked"))
+    with pytest.raises(TransientError, match="state store"):
+        w.poll()
+    assert any(c["unread"] for c in b.sites.wa["en"])  # reading would have marked them read
+    assert tasks(w.vault.root) == {}
+
+
+@chromium
+def test_a_store_that_goes_out_after_the_read_still_makes_each_message_one_task(tmp_path, b, monkeypatch):
+    w = watcher_for(tmp_path, b)
+
+    def out(*args, **kwargs):
+        raise StoreUnavailable("full", "database or disk is full")
+    monkeypatch.setattr(w.state, "stage_item", out)
+    assert w.poll() == 4  # the chats are read now: each message's intent is spooled, its task written
+    assert texts(tasks(w.vault.root)) == WANTED and w.intake.spool.nonempty()
+    monkeypatch.undo()
+    w.intake._next_try = 0.0
+    w.intake.maintain()  # the store is back: the spool goes into the journal
+    assert not w.intake.spool.nonempty() and w.intake.outage is None
+    assert w.poll() == 0 and len(tasks(w.vault.root)) == 4

@@ -46,7 +46,8 @@ from core.documents import Document, fence, iso, utcnow
 from core.engine.mcp_client import McpClient
 from core.errors import AIEmployeeError, NotConfiguredError, TransientError, UpstreamError
 from core.retry import Backoff
-from core.tasks import build_task, new_task_id
+from core.state import is_store_outage
+from core.tasks import build_task
 from core.text import clean_text, one_line
 from watchers.base import BaseWatcher
 
@@ -213,6 +214,10 @@ class WhatsAppWatcher(BaseWatcher):
     def poll(self, *, fresh: bool | None = None) -> int:
         """Read the unread chats once; returns how many tasks it created. ``fresh``: reload the page
         first (default: when WHATSAPP_RELOAD_SECONDS have passed since the last reload)."""
+        outage = self.intake.outage or self.daemon.store_error
+        if outage:
+            # Reading opens the chats (marks them read): they wait, unread and safe, in WhatsApp.
+            raise TransientError(f"WhatsApp is read again once the state store is back ({outage})")
         created = self.finish_staged() if self._backlog else 0
         if fresh is None:
             fresh = time.monotonic() >= self._fresh_due
@@ -250,7 +255,7 @@ class WhatsAppWatcher(BaseWatcher):
                 if not isinstance(message, dict) or not str(message.get("id") or "").strip():
                     continue
                 source_id = f"{name}|{message['id']}"
-                if source_id in keys or self.intake.done(source_id):
+                if source_id in keys or self._done(source_id):
                     continue
                 known, keywords = needs_owner(message, name, policy)
                 if not known and not keywords:
@@ -259,9 +264,17 @@ class WhatsAppWatcher(BaseWatcher):
                           "text": str(message.get("text") or ""), "time": str(message.get("time") or ""),
                           "received": received, "muted": bool(chat.get("muted")), "known_contact": known,
                           "keywords": keywords}
-                self.state.stage_item(SOURCE, source_id, new_task_id(KIND, SOURCE, source_id), detail)
+                self.intake.stage(source_id, detail, kind=KIND)  # the spool's, while the store is out
                 keys.append(source_id)
         return keys
+
+    def _done(self, source_id: str) -> bool:
+        try:
+            return self.intake.done(source_id)
+        except Exception as err:
+            if not is_store_outage(err):
+                raise
+            return False  # the store went out since the poll began: the spool still keeps it once
 
     def _maker(self, source_id: str):  # noqa: ANN202 - the intake's MakeTask
         return lambda task_id, detail: whatsapp_task(task_id, source_id, detail)

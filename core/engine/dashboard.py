@@ -193,7 +193,8 @@ def render(vault: Vault, state: StateStore, approvals: Approvals, *, dry_run: bo
 OUTAGE_HINTS = {
     "locked": "another program holds the database open for writing (a database browser on `{db}`?): close it.",
     "full": "the disk that holds `{db}` is full: free some space on it.",
-    "unreadable": "`{db}` is missing, damaged or cannot be read: put it back (a backup of it will do).",
+    "unreadable": ("`{db}` is missing, damaged or cannot be read: put back the file that was there. An older "
+                   "backup forgets what was done since it was taken (see the README before restoring one)."),
 }
 
 
@@ -213,7 +214,7 @@ def render_outage(vault: Vault, outage: StoreUnavailable, *, dry_run: bool, sinc
              f"- **Tasks keep arriving** in `Needs_Action/`: {counts['Needs_Action']} there now.",
              "- **Nothing is planned or executed until it is back**: the action ledger, which makes every action "
              "happen at most once, lives in the store. Requests you move to `Approved/` "
-             f"({counts['Approved']} there now) wait there, untouched, and are carried out once it is back.",
+             f"({counts['Approved']} there now) wait there, untouched, and are carried out once it is back (unless they expire meanwhile).",
              "- **It resumes by itself** when the store is back: nothing needs restarting.",
              f"- What to check: {OUTAGE_HINTS.get(outage.kind, OUTAGE_HINTS['unreadable']).format(db=db)}", ""]
     lines.append("**Mode: DRY RUN** — actions are simulated; nothing leaves this machine." if dry_run
