@@ -37,6 +37,7 @@ from mcp_servers.tools import (CACHE_KEY, CHANNEL_KEY, GATE_KEY, LEDGER_KEY, REA
 
 log = logging.getLogger("mcp_servers")
 HEARTBEAT_SECONDS = 2.0
+CONFIGURED_SECONDS = 1.0  # how stale /health's "configured" may be (a token file just written, say)
 PROBE_SECONDS = 300.0     # with no real call for this long, one cheap call checks the channel is still there
 OUTBOX_SECONDS = 1.0      # how often the outbox is looked at for writes that are due again
 
@@ -93,10 +94,17 @@ class Pulse:
         self.sites: dict[str, dict | None] = {}
         self.outbox: tuple[int, float | None] = (0, None)
         self.probed_at = 0.0
+        self._configured, self._configured_at = False, 0.0
         self.worker_at = time.monotonic()  # the outbox worker's last pass
 
     def configured(self) -> bool:
-        return bool(self.vertical.configured(self.resources))
+        """Looked at (a stat of a token file, say) at most every CONFIGURED_SECONDS: /health asks at
+        every request, and a supervisor may poll it thousands of times a second."""
+        now = time.monotonic()
+        if now >= self._configured_at:
+            self._configured = bool(self.vertical.configured(self.resources))
+            self._configured_at = now + CONFIGURED_SECONDS
+        return self._configured
 
     def beat(self) -> None:
         status = "healthy" if self.configured() else "not_configured"
