@@ -254,14 +254,10 @@ class StateStore:
         # outage, never a silent fresh start (an empty ledger could let an action run twice).
         self._uri: str | None = None
         try:
-            db = self._connect()
-            db.executescript(SCHEMA)  # idempotent; executescript manages its own transaction
-            self._migrate(db)
-        except sqlite3.Error as err:
-            out = self._unavailable(err)
-            if out is None:
-                raise
-            raise out from err
+            with self._outages():
+                db = self._connect()
+                db.executescript(SCHEMA)  # idempotent; executescript manages its own transaction
+                self._migrate(db)
         finally:
             self._uri = f"file:{quote(os.path.abspath(self.path))}?mode=rw"
 
@@ -327,6 +323,17 @@ class StateStore:
             with contextlib.suppress(sqlite3.Error):
                 db.close()
 
+    @contextlib.contextmanager
+    def _outages(self) -> Iterator[None]:
+        """An SQLite error that means the store is out, raised as ``StoreUnavailable``; others as they are."""
+        try:
+            yield
+        except sqlite3.Error as err:
+            out = self._unavailable(err)
+            if out is None or out is err:
+                raise
+            raise out from err
+
     def _unavailable(self, err: sqlite3.Error) -> StoreUnavailable | None:
         """The outage ``err`` means, if it is one; a connection that met an unreadable file is dropped."""
         out = outage_of(err)
@@ -352,14 +359,9 @@ class StateStore:
         # write lock is held for microseconds. (busy_timeout still covers other SQLite clients.)
         self._writer.acquire(max(self.busy_timeout, WRITER_MIN_WAIT))
         try:
-            try:
+            with self._outages():
                 db = self._connect()
                 db.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
-            except sqlite3.Error as err:
-                out = self._unavailable(err)
-                if out is None:
-                    raise
-                raise out from err
             local.depth = 1
             try:
                 yield db
@@ -392,13 +394,8 @@ class StateStore:
         return bool(getattr(self._local, "depth", 0))
 
     def query(self, sql: str, args: tuple = ()) -> list[sqlite3.Row]:
-        try:
+        with self._outages():
             return self._connect().execute(sql, args).fetchall()
-        except sqlite3.Error as err:
-            out = self._unavailable(err)
-            if out is None or out is err:
-                raise
-            raise out from err
 
     def close(self) -> None:
         db = getattr(self._local, "db", None)
@@ -459,14 +456,9 @@ class StateStore:
             raise RuntimeError("ledger_begin must commit on its own, before the action runs")
         if not durable:
             return self._ledger_begin(key, skill, action)
-        try:
+        with self._outages():
             db = self._connect()
             db.execute("PRAGMA synchronous=FULL")
-        except sqlite3.Error as err:
-            out = self._unavailable(err)
-            if out is None:
-                raise
-            raise out from err
         try:
             return self._ledger_begin(key, skill, action)
         finally:
