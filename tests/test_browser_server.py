@@ -148,12 +148,12 @@ def test_a_logged_out_whatsapp_pauses_whatsapp_alone_and_says_so(b):
     assert answer.status_code == 502 and answer.json()["error_code"] == "AUTH_ERROR"
     assert answer.json()["error"].startswith("not_logged_in: whatsapp")
     checks = wait_until(lambda: (c := health(b))["whatsapp"]["state"] == "auth_error" and c,
-                        message="health to say it (read at the next heartbeat)")
+                        timeout=30, message="health to say it (read at the next heartbeat)")
     assert "login whatsapp" in checks["whatsapp"]["detail"]
     assert checks["linkedin"]["status"] == "healthy"  # one site logged out never pauses another
     b.sites.whatsapp_variant = "en"
     requests.get(f"{b.url}/whatsapp/unread", params={"fresh": "true"}, timeout=60)
-    wait_until(lambda: health(b)["whatsapp"]["state"] == "ok", message="whatsapp back")
+    wait_until(lambda: health(b)["whatsapp"]["state"] == "ok", timeout=30, message="whatsapp back")
 
 
 def test_a_missing_selector_is_named_by_the_error_health_and_the_self_test(b):
