@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 STRIPES = 64
+ITEM_STRIPES = 16  # held only while an item becomes a task; fewer files open per thread
 
 
 _local = threading.local()
@@ -45,13 +46,13 @@ def task_lock(state_dir: Path, task_id: str) -> Iterator[None]:
 def item_lock(state_dir: Path, source: str, source_id: str) -> Iterator[None]:
     """One incoming item (a message, a file) of a source, while it becomes a task. Its own stripes, so
     that a task lock taken inside it can never be the same flock (which would release it early)."""
-    with _striped(state_dir, "item", f"{source}\0{source_id}"):
+    with _striped(state_dir, "item", f"{source}\0{source_id}", ITEM_STRIPES):
         yield
 
 
 @contextlib.contextmanager
-def _striped(state_dir: Path, kind: str, name: str) -> Iterator[None]:
-    fd = _stripe_fd(state_dir, stripe_of(name), kind)
+def _striped(state_dir: Path, kind: str, name: str, stripes: int = STRIPES) -> Iterator[None]:
+    fd = _stripe_fd(state_dir, zlib.crc32(name.encode()) % stripes, kind)
     fcntl.flock(fd, fcntl.LOCK_EX)  # released by the kernel if the holder is killed
     try:
         yield
