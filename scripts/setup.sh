@@ -89,5 +89,6 @@ if [ "$DEV" = 1 ]; then
     fi
   fi
   [ -x /usr/bin/chromium ] || die "/usr/bin/chromium is still missing after apt-get"
+  command -v Xvfb >/dev/null || die "Xvfb is still missing after apt-get (the login window's test needs it)"
   say "chromium ready (/usr/bin/chromium)$(command -v wrk >/dev/null && echo ', wrk ready')"
 fi
