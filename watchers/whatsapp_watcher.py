@@ -299,6 +299,8 @@ class WhatsAppWatcher(BaseWatcher):
         threading.Thread(target=read, name="whatsapp-read", daemon=True).start()
         while not done.wait(0.25):
             if self.daemon.stop.is_set():
+                log.info("stopping: waiting up to %g s for the WhatsApp read in flight (its chats are read now)",
+                         self.stop_grace)
                 if not done.wait(self.stop_grace):
                     raise Stopping(f"stopped while WhatsApp was being read (for over {self.stop_grace:g} s): "
                                    "the chats it opened may show as read without a task")
