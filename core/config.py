@@ -8,9 +8,41 @@ from typing import Mapping
 
 from dotenv import load_dotenv
 
+import ipaddress
+from urllib.parse import urlsplit
+
 from core.errors import ConfigError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+def is_loopback_host(host: str) -> bool:
+    """127.0.0.0/8, ::1, localhost and *.localhost: the only hosts plain http may reach (DESIGN §7)."""
+    host = host.lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(url: str, name: str, example: str) -> str:
+    """The URL setting ``name`` without a trailing slash: https, or plain http on loopback only, and nothing
+    but scheme, host, port and path. The value itself is never echoed: a pasted URL may carry a secret."""
+    try:
+        parts = urlsplit(url.strip())
+        host = (parts.hostname or "").lower()
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        raise ConfigError(f"{name} is not a valid URL") from None
+    if parts.scheme not in ("http", "https") or not host:
+        raise ConfigError(f"{name} must be an http(s) URL such as {example}")
+    if parts.username or parts.password or parts.query or parts.fragment:
+        raise ConfigError(f"{name} must be a plain base URL: no credentials, query or fragment")
+    if parts.scheme == "http" and not is_loopback_host(host):
+        raise ConfigError(f"{name} must use https (plain http only on loopback: 127.0.0.1, ::1, localhost)")
+    return url.strip().rstrip("/")
+
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}

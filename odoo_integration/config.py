@@ -3,12 +3,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-from core.config import env_float
-from core.errors import ConfigError
+from core.config import check_base_url, env_float
 
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 @dataclass(frozen=True, repr=False)
@@ -22,7 +19,7 @@ class OdooConfig:
 
     def __post_init__(self) -> None:
         if self.url:
-            object.__setattr__(self, "url", check_url(self.url))
+            object.__setattr__(self, "url", check_base_url(self.url, "ODOO_URL", "https://mycompany.odoo.com"))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> OdooConfig:
@@ -55,21 +52,3 @@ class OdooConfig:
                 f"password={shown(self.password)}, api_key={shown(self.api_key)}, timeout={self.timeout!r})")
 
 
-def check_url(url: str) -> str:
-    """The base URL without a trailing slash; https, or plain http on loopback only (DESIGN §7)."""
-    # The URL itself is not echoed: a pasted URL may carry a password in its userinfo.
-    try:
-        parts = urlsplit(url.strip())
-        host = (parts.hostname or "").lower()
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        raise ConfigError("ODOO_URL is not a valid URL") from None
-    if parts.scheme not in ("http", "https") or not host:
-        raise ConfigError("ODOO_URL must be an http(s) URL such as https://mycompany.odoo.com")
-    if parts.username or parts.password:
-        raise ConfigError("ODOO_URL must not contain credentials; use ODOO_USERNAME and ODOO_PASSWORD or ODOO_API_KEY")
-    if parts.query or parts.fragment:
-        raise ConfigError("ODOO_URL must not have a query or fragment")
-    if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
-        raise ConfigError("ODOO_URL must use https (plain http only on 127.0.0.1, ::1 or localhost)")
-    return url.strip().rstrip("/")

@@ -5,13 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
+from core.config import check_base_url
 from core.errors import ConfigError
 
 DEFAULT_GRAPH_URL = "https://graph.facebook.com"
 DEFAULT_GRAPH_VERSION = "v26.0"
-LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 _VERSION = re.compile(r"v\d{1,3}\.\d{1,2}")
 _NODE_ID = re.compile(r"\d{1,32}")
 
@@ -27,7 +26,10 @@ class MetaConfig:
     timeout: float = 30.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "graph_url", check_url(self.graph_url or DEFAULT_GRAPH_URL))
+        graph_url = check_base_url(self.graph_url or DEFAULT_GRAPH_URL, "META_GRAPH_URL", DEFAULT_GRAPH_URL)
+        if re.search(r"/v\d+\.\d+$", graph_url):
+            raise ConfigError("META_GRAPH_URL must not include the version: set META_GRAPH_VERSION instead")
+        object.__setattr__(self, "graph_url", graph_url)
         if not _VERSION.fullmatch(self.graph_version or ""):
             raise ConfigError("META_GRAPH_VERSION must look like v26.0")
         # The ids go into URL paths: digits only, so a stray value cannot point a request elsewhere.
@@ -78,21 +80,3 @@ class MetaConfig:
                 f"graph_version={self.graph_version!r}, timeout={self.timeout!r})")
 
 
-def check_url(url: str) -> str:
-    """The base URL without a trailing slash; https, or plain http on loopback only (DESIGN §7)."""
-    # The URL itself is not echoed: a pasted URL may carry a token in its query or userinfo.
-    try:
-        parts = urlsplit(url.strip())
-        host = (parts.hostname or "").lower()
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        raise ConfigError("META_GRAPH_URL is not a valid URL") from None
-    if parts.scheme not in ("http", "https") or not host:
-        raise ConfigError("META_GRAPH_URL must be an http(s) URL such as https://graph.facebook.com")
-    if parts.username or parts.password or parts.query or parts.fragment:
-        raise ConfigError("META_GRAPH_URL must be a plain base URL (no credentials, query or fragment)")
-    if parts.scheme == "http" and host not in LOOPBACK_HOSTS:
-        raise ConfigError("META_GRAPH_URL must use https (plain http only on 127.0.0.1, ::1 or localhost)")
-    if re.search(r"/v\d+\.\d+/?$", parts.path):
-        raise ConfigError("META_GRAPH_URL must not include the version: set META_GRAPH_VERSION instead")
-    return url.strip().rstrip("/")

@@ -2,18 +2,14 @@
 user token file (JSON, mode 0600, published atomically; never pickle)."""
 from __future__ import annotations
 
-import ipaddress
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import urlsplit
 
-from core.config import env_float
-from core.errors import ConfigError
+from core.config import check_base_url, env_float
+from core.secret_files import write_secret_file
 
 DEFAULT_BASE_URL = "https://api.twitter.com"
 REAUTH_HINT = ("reconnect X: regenerate the access token and secret in the X developer portal (OAuth 1.0a), "
@@ -35,7 +31,8 @@ class XConfig:
     timeout: float = 30.0
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "base_url", check_base_url(self.base_url or DEFAULT_BASE_URL))
+        object.__setattr__(self, "base_url", check_base_url(self.base_url or DEFAULT_BASE_URL, "X_API_BASE_URL",
+                                                                   DEFAULT_BASE_URL))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> XConfig:
@@ -94,33 +91,6 @@ class XConfig:
                 f"token_file={self.token_file!r}, base_url={self.base_url!r}, timeout={self.timeout!r})")
 
 
-def check_base_url(url: str) -> str:
-    """The base URL without a trailing slash: https, or plain http on loopback only (DESIGN §7)."""
-    # The value itself is not echoed: a pasted URL may carry credentials in its userinfo.
-    try:
-        parts = urlsplit(url.strip())
-        host = (parts.hostname or "").lower()
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        raise ConfigError("X_API_BASE_URL is not a valid URL") from None
-    if parts.scheme not in ("http", "https") or not host:
-        raise ConfigError("X_API_BASE_URL must be an http(s) URL such as https://api.twitter.com")
-    if parts.username or parts.password or parts.query or parts.fragment:
-        raise ConfigError("X_API_BASE_URL must be a plain base URL: no credentials, query or fragment")
-    if parts.scheme == "http" and not is_loopback(host):
-        raise ConfigError("X_API_BASE_URL must use https (plain http only on loopback: 127.0.0.1, ::1, localhost)")
-    return url.strip().rstrip("/")
-
-
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 @dataclass(frozen=True, repr=False)
 class OAuth2Token:
     access_token: str
@@ -156,25 +126,5 @@ class OAuth2Token:
 
 
 def save_token(path: Path, token: OAuth2Token) -> None:
-    """Publish the token JSON atomically with mode 0600, so a crash never leaves half a token."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # mkstemp creates the file 0600 and os.replace publishes that inode: the token is never readable by
-    # others, not even for a moment, and a crash leaves either the old or the new token, never a mix.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(token.to_json())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    # X rotates refresh tokens: once a refresh succeeded the old one is spent, so the rename itself must
-    # survive a power cut, not only the file's bytes.
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    """The token as JSON, mode 0600, published atomically (core.secret_files)."""
+    write_secret_file(path, token.to_json())

@@ -19,8 +19,9 @@ import tweepy
 from requests.adapters import HTTPAdapter
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+from core.config import is_loopback_host
 from core.errors import NotConfiguredError
-from social_media_integration.twitter_config import (REAUTH_HINT, OAuth2Token, XConfig, is_loopback, save_token)
+from social_media_integration.twitter_config import (REAUTH_HINT, OAuth2Token, XConfig, save_token)
 from social_media_integration.twitter_errors import XAuthError, XConnectionError, XError, from_http
 
 _LOGGER = logging.getLogger("social_media_integration.twitter")
@@ -74,7 +75,7 @@ class BaseURLAdapter(HTTPAdapter):
         self._base = urlsplit(base_url)
         self._timeout = timeout
         self._on_response = on_response
-        self._direct = is_loopback((self._base.hostname or "").lower())
+        self._direct = is_loopback_host((self._base.hostname or "").lower())
 
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         parts = urlsplit(request.url or "")

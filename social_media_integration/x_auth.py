@@ -25,10 +25,10 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 import requests
 
-from core.config import PROJECT_ROOT
+from core.config import PROJECT_ROOT, check_base_url, is_loopback_host
 from core.errors import ConfigError
 from core.redact import scrub
-from social_media_integration.twitter_config import OAuth2Token, XConfig, is_loopback, save_token
+from social_media_integration.twitter_config import OAuth2Token, XConfig, save_token
 
 SCOPES = ("tweet.read", "tweet.write", "users.read", "offline.access")
 AUTHORIZE_URL = "https://x.com/i/oauth2/authorize"
@@ -60,18 +60,7 @@ def authorize_url(base: str, client_id: str, redirect_uri: str, state: str, chal
 
 def check_authorize_url(url: str) -> str:
     """X_AUTHORIZE_URL (a test fake, a proxy): https, or plain http on loopback only; no query or credentials."""
-    try:
-        parts = urlsplit(url)
-        host = (parts.hostname or "").lower()
-        parts.port  # noqa: B018 - raises ValueError on a malformed port
-    except ValueError:
-        raise ConfigError("X_AUTHORIZE_URL is not a valid URL") from None
-    if parts.scheme not in ("http", "https") or not host:
-        raise ConfigError(f"X_AUTHORIZE_URL must be an http(s) URL such as {AUTHORIZE_URL}")
-    if parts.username or parts.password or parts.query or parts.fragment:
-        raise ConfigError("X_AUTHORIZE_URL must be a plain URL: no credentials, query or fragment")
-    if parts.scheme == "http" and not is_loopback(host):
-        raise ConfigError("X_AUTHORIZE_URL must use https (plain http only on loopback: 127.0.0.1, ::1, localhost)")
+    check_base_url(url, "X_AUTHORIZE_URL", AUTHORIZE_URL)
     return url
 
 
@@ -184,7 +173,7 @@ def exchange_code(config: XConfig, token_url: str, code: str, redirect_uri: str,
             "code_verifier": verifier, "client_id": client_id}
     hidden = [secret, code, verifier]
     session = requests.Session()
-    session.trust_env = not is_loopback((urlsplit(token_url).hostname or "").lower())  # a fake: never via a proxy
+    session.trust_env = not is_loopback_host((urlsplit(token_url).hostname or "").lower())  # a fake: never via a proxy
     try:
         with session:
             response = session.post(token_url, data=form, auth=(client_id, secret) if secret else None,

@@ -363,3 +363,21 @@ def test_outbox_hands_out_due_items_and_retries_later(tmp_path):
     assert row["attempts"] == 2 and row["last_error"] == "again"
     state.outbox_done(first)
     assert state.outbox_due("odoo.invoice") == []
+
+
+@pytest.mark.parametrize("url, ok", [
+    ("https://mycompany.odoo.com/", "https://mycompany.odoo.com"), ("http://127.0.0.1:8069", "http://127.0.0.1:8069"),
+    ("http://127.5.0.1/x", "http://127.5.0.1/x"), ("http://[::1]:9", "http://[::1]:9"),
+    ("http://api.localhost", "http://api.localhost"),
+    ("http://odoo.example.com", None), ("https://user:s3cret@odoo.example.com", None),
+    ("https://odoo.example.com/?token=s3cret", None), ("https://odoo.example.com/#s3cret", None),
+    ("ftp://odoo.example.com", None), ("https://odoo.example.com:99999", None), ("not a url", None),
+])
+def test_a_base_url_setting_is_https_or_loopback_http_and_never_echoed(url, ok):
+    from core.config import check_base_url
+    if ok is not None:
+        assert check_base_url(url, "SOME_URL", "https://example.com") == ok
+        return
+    with pytest.raises(ConfigError) as caught:
+        check_base_url(url, "SOME_URL", "https://example.com")
+    assert str(caught.value).startswith("SOME_URL ") and "s3cret" not in str(caught.value)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from core.config import env_bool, env_float
+from core.config import env_bool, env_float, is_loopback_host
 from core.errors import ConfigError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -128,10 +128,3 @@ def _site_url(env: Mapping[str, str], name: str, default: str) -> str:
     return raw.rstrip("/")
 
 
-def is_loopback_host(host: str) -> bool:
-    if host == "localhost" or host.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False

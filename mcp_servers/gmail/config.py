@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from google.oauth2.credentials import Credentials
+
+from core.secret_files import write_secret_file
 
 SCOPES = (
     "https://www.googleapis.com/auth/gmail.modify",
@@ -45,21 +45,8 @@ class GmailConfig:
 
 
 def save_token(path: Path, credentials: Credentials) -> None:
-    """Publish the token JSON atomically with mode 0600, so a crash never leaves half a token."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # mkstemp creates the file 0600 and os.replace publishes that inode, so the token is never readable
-    # by others, not even for a moment; the rename makes a crash leave either the old or the new token.
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(credentials.to_json())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """The token as JSON, mode 0600, published atomically (core.secret_files)."""
+    write_secret_file(path, credentials.to_json())
 
 
 def parse_token(text: str) -> dict[str, Any] | None:
