@@ -100,3 +100,11 @@ def _data(response: requests.Response) -> Any:
     if not body["success"]:
         raise error_from_envelope(body, response.status_code)
     return body.get("data")
+
+
+def granted_write(ctx: Any, service: str, path: str, params: dict) -> Any:
+    """An approved write on a server (a skill's ``ActionContext``): the owner's grant and the task go
+    with it. Idempotent: the server keeps one ledger entry per grant, so asking again after a lost answer
+    returns the first answer (or finds what was sent, posted or made) and never writes twice."""
+    return McpClient.for_service(ctx.settings, service).post(
+        path, {**params, "grant_id": ctx.grant_id, "task_id": ctx.task_id}, idempotent=True)

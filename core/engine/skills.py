@@ -8,6 +8,7 @@ skills go through the same registration path.
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import sys
 from dataclasses import dataclass, field
@@ -22,6 +23,12 @@ from core.approval.policy import ActionInfo
 from core.contacts import RECIPIENT_KINDS
 
 log = logging.getLogger(__name__)
+
+
+def tool_schemas(skill_file: str) -> dict[str, dict]:
+    """The servers' tool input schemas checked in beside a skill (``tools.schema.json``, pinned to the
+    servers by tests): a plan that validates here is a call the server accepts, without its code."""
+    return json.loads(Path(skill_file).with_name("tools.schema.json").read_text("utf-8"))
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,12 @@ pinned to the server by a test).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
-from core.engine.mcp_client import McpClient
-from core.engine.skills import ActionContext, Skill
+from core.engine.mcp_client import McpClient, granted_write
+from core.engine.skills import ActionContext, Skill, tool_schemas
 
 skill = Skill("browser_skill")
-SCHEMAS = json.loads(Path(__file__).with_name("tools.schema.json").read_text("utf-8"))
+SCHEMAS = tool_schemas(__file__)
 
 
 def _client(ctx: ActionContext) -> McpClient:
@@ -40,5 +39,4 @@ def scrape_content(params: dict, ctx: ActionContext) -> dict:
               description="Run a bounded list of browser steps (goto, click, fill, press, wait_for, extract, "
                           "screenshot).")
 def automate_browser(params: dict, ctx: ActionContext) -> dict:
-    return _client(ctx).post("/automate-browser", {**params, "grant_id": ctx.grant_id, "task_id": ctx.task_id},
-                             idempotent=True)
+    return granted_write(ctx, "browser", "/automate-browser", params)

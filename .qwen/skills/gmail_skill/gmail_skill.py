@@ -12,7 +12,7 @@ import copy
 import json
 from pathlib import Path
 
-from core.engine.mcp_client import McpClient
+from core.engine.mcp_client import granted_write
 from core.engine.skills import ActionContext, Skill
 
 skill = Skill("gmail_skill")
@@ -40,10 +40,7 @@ REPLY_SCHEMA = _strings_only(TOOL_SCHEMA, required=("in_reply_to", "thread_id"))
 
 
 def _send(params: dict, ctx: ActionContext) -> dict:
-    client = McpClient.for_service(ctx.settings, "email")
-    # idempotent: the server keeps one ledger entry per grant, so asking again after a lost answer
-    # returns the first answer and never sends a second email.
-    return client.post("/send-email", {**params, "grant_id": ctx.grant_id, "task_id": ctx.task_id}, idempotent=True)
+    return granted_write(ctx, "email", "/send-email", params)
 
 
 @skill.action(schema=SEND_SCHEMA, description="Send an email (plain text, optional HTML) through the email server.",

@@ -6,14 +6,11 @@ pinned to the server by a test).
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from core.engine.mcp_client import McpClient
-from core.engine.skills import ActionContext, Skill
+from core.engine.mcp_client import granted_write
+from core.engine.skills import ActionContext, Skill, tool_schemas
 
 skill = Skill("linkedin_skill")
-SCHEMAS = json.loads(Path(__file__).with_name("tools.schema.json").read_text("utf-8"))
+SCHEMAS = tool_schemas(__file__)
 
 
 @skill.action(schema=SCHEMAS["social_media_post"], channel="social", text_param="text", idempotent=True,
@@ -21,5 +18,4 @@ SCHEMAS = json.loads(Path(__file__).with_name("tools.schema.json").read_text("ut
 def social_media_post(params: dict, ctx: ActionContext) -> dict:
     # idempotent: one ledger entry per grant; an interrupted post is looked for on the owner's activity
     # page before anything is posted again.
-    return McpClient.for_service(ctx.settings, "browser").post(
-        "/social-media-post", {**params, "grant_id": ctx.grant_id, "task_id": ctx.task_id}, idempotent=True)
+    return granted_write(ctx, "browser", "/social-media-post", params)

@@ -6,13 +6,11 @@ engine never loads the server's code.
 """
 from __future__ import annotations
 
-import json
 from decimal import Decimal
-from pathlib import Path
 
 from core.approval.policy import PolicySource
-from core.engine.mcp_client import McpClient
-from core.engine.skills import ActionContext, Skill
+from core.engine.mcp_client import McpClient, granted_write
+from core.engine.skills import ActionContext, Skill, tool_schemas
 from core.errors import NotConfiguredError, NotFoundError, TransientError, ValidationError
 from core.state import StateStore
 from core.vault import Vault
@@ -22,7 +20,7 @@ from odoo_integration.invoice_requests import read_request
 from odoo_integration.matching import match_payments
 
 skill = Skill("odoo_skill")
-SCHEMAS = json.loads(Path(__file__).with_name("tools.schema.json").read_text("utf-8"))
+SCHEMAS = tool_schemas(__file__)
 
 
 def _client(ctx: ActionContext) -> McpClient:
@@ -30,9 +28,7 @@ def _client(ctx: ActionContext) -> McpClient:
 
 
 def _write(path: str, params: dict, ctx: ActionContext) -> dict:
-    # idempotent: the server keeps one ledger entry per grant, so asking again after a lost answer
-    # returns the first answer and never writes twice.
-    return _client(ctx).post(path, {**params, "grant_id": ctx.grant_id, "task_id": ctx.task_id}, idempotent=True)
+    return granted_write(ctx, "odoo", path, params)
 
 
 @skill.action(schema={"type": "object", "additionalProperties": False, "required": ["text"],

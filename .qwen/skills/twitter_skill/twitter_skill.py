@@ -6,14 +6,11 @@ server accepts, and the engine never loads the server's code.
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from core.engine.mcp_client import McpClient
-from core.engine.skills import ActionContext, Skill
+from core.engine.mcp_client import McpClient, granted_write
+from core.engine.skills import ActionContext, Skill, tool_schemas
 
 skill = Skill("twitter_skill")
-SCHEMAS = json.loads(Path(__file__).with_name("tools.schema.json").read_text("utf-8"))
+SCHEMAS = tool_schemas(__file__)
 
 
 def _client(ctx: ActionContext) -> McpClient:
@@ -21,9 +18,7 @@ def _client(ctx: ActionContext) -> McpClient:
 
 
 def _write(path: str, params: dict, ctx: ActionContext) -> dict:
-    # idempotent: one ledger entry per grant on the server, so asking again after a lost answer
-    # returns the first answer (or finds the tweet on the timeline) and never posts twice.
-    return _client(ctx).post(path, {**params, "grant_id": ctx.grant_id, "task_id": ctx.task_id}, idempotent=True)
+    return granted_write(ctx, "twitter", path, params)
 
 
 @skill.action(schema=SCHEMAS["post_tweet"], channel="social", text_param="text", idempotent=True,

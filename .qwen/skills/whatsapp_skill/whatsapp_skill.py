@@ -6,14 +6,11 @@ pinned to the server by a test).
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from core.engine.mcp_client import McpClient
-from core.engine.skills import ActionContext, Skill
+from core.engine.mcp_client import McpClient, granted_write
+from core.engine.skills import ActionContext, Skill, tool_schemas
 
 skill = Skill("whatsapp_skill")
-SCHEMAS = json.loads(Path(__file__).with_name("tools.schema.json").read_text("utf-8"))
+SCHEMAS = tool_schemas(__file__)
 
 
 @skill.action(schema=SCHEMAS["send_whatsapp_message"], channel="message", text_param="text",
@@ -22,8 +19,7 @@ SCHEMAS = json.loads(Path(__file__).with_name("tools.schema.json").read_text("ut
 def send_whatsapp_message(params: dict, ctx: ActionContext) -> dict:
     # idempotent: one ledger entry per grant on the server; an interrupted send is looked for in the
     # chat before anything is typed again.
-    return McpClient.for_service(ctx.settings, "browser").post(
-        "/whatsapp/send", {**params, "grant_id": ctx.grant_id, "task_id": ctx.task_id}, idempotent=True)
+    return granted_write(ctx, "browser", "/whatsapp/send", params)
 
 
 @skill.action(schema={"type": "object", "additionalProperties": False, "properties": {}}, read_only=True,
