@@ -30,7 +30,7 @@ from mcp_servers.browser import linkedin, web, whatsapp
 from mcp_servers.browser.config import SITES, BrowserConfig
 from mcp_servers.browser.engine import BrowserEngine
 from mcp_servers.server import Deps, Vertical, build_app as build_server, main as serve
-from mcp_servers.tools import Tool, ToolContext, ToolInput
+from mcp_servers.tools import NEEDS_APPROVAL, Tool, ToolContext, ToolInput
 
 SKILLS = {"send_whatsapp_message": SkillBinding("whatsapp_skill", text_param="text"),
           "social_media_post": SkillBinding("linkedin_skill", text_param="text"),
@@ -225,7 +225,6 @@ def _named_site(args: SiteInput) -> str:
     return args.site  # the login and check tools report on the site they name
 
 
-_WRITE = "Needs the owner's approval: without a valid grant_id it files a request and answers APPROVAL_REQUIRED."
 _OBJ = {"type": "object"}
 TOOLS = [
     Tool(name="browse_web", title="Read a web page", handler=browse_web, method="POST", path="/browse-web",
@@ -248,14 +247,14 @@ TOOLS = [
          output_schema={"type": "object", "properties": {"steps": {"type": "array", "items": _OBJ},
                                                          "completed": {"type": "boolean"}}, "required": ["steps"]},
          description="A bounded list of steps (goto, click, fill, press, wait_for, extract, screenshot; at most 25 "
-                     f"steps and 120 s) in a fresh browser. Only reading steps: no approval. {_WRITE}",
+                     f"steps and 120 s) in a fresh browser. Only reading steps: no approval. {NEEDS_APPROVAL}",
          summary=lambda p: f"run {len(p.get('steps') or [])} browser steps from "
                            f"{next((s.get('url') for s in p.get('steps') or [] if s.get('url')), 'a page')}"),
     Tool(name="social_media_post", title="Post on LinkedIn", handler=social_media_post, method="POST",
          path="/social-media-post", input_model=PostInput, read_only=False, idempotent=True,
          write_action="social_media_post", target_param="platform", reconcile=linkedin_post_found, channel="linkedin",
          output_schema={"type": "object", "properties": {"url": {"type": ["string", "null"]}}},
-         description=f"Publish a LinkedIn post from the owner's logged-in profile, exactly once. {_WRITE}",
+         description=f"Publish a LinkedIn post from the owner's logged-in profile, exactly once. {NEEDS_APPROVAL}",
          summary=lambda p: f"post on LinkedIn: {str(p.get('text'))[:60]!r}"),
     Tool(name="get_whatsapp_unread", title="Unread WhatsApp messages", handler=get_whatsapp_unread, method="GET",
          path="/whatsapp/unread", input_model=UnreadInput, channel="whatsapp",
@@ -270,7 +269,7 @@ TOOLS = [
          channel="whatsapp",
          output_schema={"type": "object", "properties": {"chat": {"type": "string"}, "sent_at": {"type": ["string", "null"]}},
                         "required": ["chat"]},
-         description=f"Type a message into a WhatsApp chat and send it, exactly once. {_WRITE}",
+         description=f"Type a message into a WhatsApp chat and send it, exactly once. {NEEDS_APPROVAL}",
          summary=lambda p: f"WhatsApp to {p.get('chat')}: {str(p.get('text'))[:60]!r}"),
     Tool(name="open_login_window", title="Open a site to log in", handler=open_login_window, method="POST",
          path="/browser/login", input_model=SiteInput, channel=_named_site,

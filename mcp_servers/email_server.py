@@ -20,7 +20,7 @@ from mcp_servers.email_schema import (PROCESSED_SCHEMA, RECEIVED_SCHEMA, SENT_SC
 from mcp_servers.gmail import GmailConnector
 from mcp_servers.gmail.intake import GmailIntake
 from mcp_servers.server import Deps, Vertical, build_app as build_server, main as serve
-from mcp_servers.tools import Tool, ToolContext
+from mcp_servers.tools import NEEDS_APPROVAL, Tool, ToolContext
 
 # Approved send_email requests are executed by gmail_skill; its `reply` is a send_email with threading
 # fields, so the grant of an approved reply (the planner's default for email tasks) covers this tool too.
@@ -75,8 +75,7 @@ async def gmail_watch(ctx: ToolContext, args: GmailWatchInput) -> dict:
 TOOLS = [
     Tool(name="send_email", title="Send email", handler=send_email, method="POST", path="/send-email",
          description="Send a plain-text (optionally HTML) email, or a threaded reply with in_reply_to, references "
-                     "and thread_id. Needs the owner's approval: without a valid grant_id it files a request and "
-                     "answers APPROVAL_REQUIRED. Repeating a call with the same grant never sends twice.",
+                     f"and thread_id. {NEEDS_APPROVAL} Repeating a call with the same grant never sends twice.",
          input_model=SendEmailInput, output_schema=SENT_SCHEMA, read_only=False, idempotent=True,
          write_action="send_email", target_param="to", reconcile=find_sent_email,
          summary=lambda p: f"send an email to {p.get('to')} with subject {p.get('subject')!r}"),

@@ -93,6 +93,10 @@ Handler = Callable[[ToolContext, Any], Awaitable[Any]]
 Reconciler = Callable[[ToolContext, Any], Awaitable[Any | None]]
 
 
+# Every write tool's description says so, in these words (pinned in the tools/list snapshots).
+NEEDS_APPROVAL = "Needs the owner's approval: without a valid grant_id it files a request and answers APPROVAL_REQUIRED."
+
+
 @dataclass(frozen=True, eq=False)
 class Tool:
     name: str  # snake_case MCP tool name, e.g. "send_email"

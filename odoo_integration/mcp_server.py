@@ -19,7 +19,7 @@ from typing import Any
 
 from core.approval.gate import SkillBinding
 from mcp_servers.server import Deps, Vertical, build_app as build_server, main as serve
-from mcp_servers.tools import Tool, ToolContext
+from mcp_servers.tools import NEEDS_APPROVAL, Tool, ToolContext
 from odoo_integration import accounting, sync_invoices as books
 from odoo_integration.config import OdooConfig
 from odoo_integration.connector import OdooConnector
@@ -120,7 +120,6 @@ async def payment_registered(ctx: ToolContext, args: RegisterPaymentInput) -> di
     return await asyncio.to_thread(books.payment_made, _books(ctx), args.invoice, _memo(ctx))
 
 
-_WRITE = "Needs the owner's approval: without a valid grant_id it files a request and answers APPROVAL_REQUIRED."
 TOOLS = [
     Tool(name="get_financial_records", title="Financial records", handler=get_financial_records, method="GET",
          path="/financial/records", input_model=FinancialRecordsInput, output_schema=RECORDS_SCHEMA,
@@ -142,25 +141,25 @@ TOOLS = [
          path="/invoices/create", input_model=CreateInvoiceInput, output_schema=INVOICE_SCHEMA, read_only=False,
          idempotent=True, write_action="create_invoice", target_param="partner", reconcile=invoice_with_reference,
          description="Create one draft customer invoice for a customer Odoo knows. Its reference makes it "
-                     f"exactly once: the same reference returns the invoice that has it. {_WRITE}",
+                     f"exactly once: the same reference returns the invoice that has it. {NEEDS_APPROVAL}",
          summary=lambda p: f"create a draft invoice {p.get('reference')} for {p.get('partner')} "
                            f"({len(p.get('lines') or [])} line(s))"),
     Tool(name="sync_invoices", title="Sync invoices", handler=sync_invoices, method="POST", path="/invoices/sync",
          input_model=SyncInvoicesInput, output_schema=SYNC_SCHEMA, read_only=False, idempotent=True,
          write_action="sync_invoices", reconcile=sync_again,
-         description=f"Have these invoices in Odoo as drafts: those whose reference exists are left alone. {_WRITE}",
+         description=f"Have these invoices in Odoo as drafts: those whose reference exists are left alone. {NEEDS_APPROVAL}",
          summary=lambda p: f"sync {len(p.get('invoices') or [])} invoice(s) to Odoo"),
     Tool(name="post_invoice", title="Post invoice", handler=post_invoice, method="POST", path="/invoices/post",
          input_model=PostInvoiceInput, output_schema=POSTED_SCHEMA, read_only=False, idempotent=True,
          write_action="post_invoice", target_param="invoice", reconcile=invoice_posted,
-         description=f"Post (confirm) a draft invoice: it gets its number and counts in the books. {_WRITE}",
+         description=f"Post (confirm) a draft invoice: it gets its number and counts in the books. {NEEDS_APPROVAL}",
          summary=lambda p: f"post invoice {p.get('invoice')}"),
     Tool(name="register_payment", title="Register payment", handler=register_payment, method="POST",
          path="/payments/register", input_model=RegisterPaymentInput, output_schema=PAYMENT_SCHEMA, read_only=False,
          destructive=True, irreversible=True, write_action="register_payment", target_param="invoice",
          reconcile=payment_registered,
          description="Record a payment received against a posted invoice. Irreversible: never retried blindly; "
-                     f"an interrupted one is looked up by its memo first. {_WRITE}",
+                     f"an interrupted one is looked up by its memo first. {NEEDS_APPROVAL}",
          summary=lambda p: f"register a payment of {p.get('amount')} on invoice {p.get('invoice')}"),
 ]
 

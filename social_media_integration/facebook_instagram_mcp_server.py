@@ -23,7 +23,7 @@ from core.errors import AIEmployeeError
 from core.state import StateStore
 from mcp_servers.ledger import PLATFORM_RETRY
 from mcp_servers.server import Deps, Vertical, build_app as build_server, main as serve
-from mcp_servers.tools import Tool, ToolContext
+from mcp_servers.tools import NEEDS_APPROVAL, Tool, ToolContext
 from social_media_integration import summaries
 from social_media_integration.facebook_instagram_connector import MetaConnector
 from social_media_integration.meta_config import MetaConfig
@@ -143,17 +143,16 @@ async def get_meta_summary(ctx: ToolContext, args: SummaryInput) -> dict:
     return await asyncio.to_thread(_summary, ctx.resources, args.days)
 
 
-_WRITE = "Needs the owner's approval: without a valid grant_id it files a request and answers APPROVAL_REQUIRED."
 TOOLS = [
     Tool(name="post_facebook", title="Post on Facebook", handler=post_facebook, method="POST", path="/post/facebook",
          input_model=PostFacebookInput, output_schema=POSTED_SCHEMA, read_only=False, idempotent=True,
          write_action="post_facebook", target_param="message", reconcile=facebook_post_found,
-         description=f"Post on the Facebook Page (text, a link, or a photo), exactly once. {_WRITE}",
+         description=f"Post on the Facebook Page (text, a link, or a photo), exactly once. {NEEDS_APPROVAL}",
          summary=lambda p: f"post on the Facebook Page: {str(p.get('message'))[:60]!r}"),
     Tool(name="post_instagram", title="Post on Instagram", handler=post_instagram, method="POST",
          path="/post/instagram", input_model=PostInstagramInput, output_schema=IG_POSTED_SCHEMA, read_only=False,
          idempotent=True, write_action="post_instagram", target_param="caption", reconcile=instagram_post_found,
-         description=f"Publish an image (or a video as a Reel) with a caption on Instagram, exactly once. {_WRITE}",
+         description=f"Publish an image (or a video as a Reel) with a caption on Instagram, exactly once. {NEEDS_APPROVAL}",
          summary=lambda p: f"post on Instagram: {str(p.get('caption'))[:60]!r}"),
     Tool(name="get_facebook_insights", title="Facebook insights", handler=get_facebook_insights, method="GET",
          path="/insights/facebook", input_model=InsightsInput, output_schema=INSIGHTS_SCHEMA, idempotent=True,

@@ -22,7 +22,7 @@ from core.approval.gate import SkillBinding
 from core.state import StateStore
 from core.vault import Vault
 from mcp_servers.server import Deps, Vertical, build_app as build_server, main as serve
-from mcp_servers.tools import Tool, ToolContext
+from mcp_servers.tools import NEEDS_APPROVAL, Tool, ToolContext
 from social_media_integration import summaries
 from mcp_servers.ledger import PLATFORM_RETRY
 from social_media_integration.social_schema import (POSTED_SCHEMA, SUMMARY_SCHEMA, THREAD_SCHEMA, TWEET_METRICS_SCHEMA,
@@ -175,18 +175,17 @@ async def get_twitter_summary(ctx: ToolContext, args: SummaryInput) -> dict:
     return await asyncio.to_thread(summary, ctx.resources, args.days)
 
 
-_WRITE = "Needs the owner's approval: without a valid grant_id it files a request and answers APPROVAL_REQUIRED."
 TOOLS = [
     Tool(name="post_tweet", title="Post a tweet", handler=post_tweet, method="POST", path="/post/tweet",
          input_model=PostTweetInput, output_schema=POSTED_SCHEMA, read_only=False, idempotent=True,
          write_action="post_tweet", target_param="text", reconcile=tweet_found,
-         description=f"Post one tweet (or a reply), exactly once. {_WRITE}",
+         description=f"Post one tweet (or a reply), exactly once. {NEEDS_APPROVAL}",
          summary=lambda p: f"tweet {str(p.get('text'))[:60]!r}"),
     Tool(name="post_thread", title="Post a thread", handler=post_thread, method="POST", path="/post/thread",
          input_model=PostThreadInput, output_schema=THREAD_SCHEMA, read_only=False, idempotent=True,
          write_action="post_thread", reconcile=thread_found,
          description="Post a thread in order, each tweet replying to the one before; broken in the middle, it "
-                     f"resumes where it stopped. {_WRITE}",
+                     f"resumes where it stopped. {NEEDS_APPROVAL}",
          summary=lambda p: f"post a thread of {len(p.get('tweets') or [])} tweets"),
     Tool(name="get_user_metrics", title="Account metrics", handler=get_user_metrics, method="GET",
          path="/metrics/user", input_model=UserMetricsInput, output_schema=USER_METRICS_SCHEMA, idempotent=True,
