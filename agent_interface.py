@@ -44,8 +44,7 @@ class AgentInterface:
         self._rejections_seen: set[tuple[str, int, int]] = set()
         # Claimed requests whose handling met a state store outage: handled again once it is back.
         self._interrupted: set[Path] = set()
-        self.dashboard = DashboardWriter(self.wf.vault, self.wf.state, self.wf.approvals, dry_run=settings.dry_run,
-                                         state_path=self.wf.state.path)
+        self.dashboard = DashboardWriter(self.wf.vault, self.wf.state, self.wf.approvals, dry_run=settings.dry_run)
 
     # -- the daemon -------------------------------------------------------------------------------
     def run(self) -> None:

@@ -73,7 +73,6 @@ class Daemon:
         self._last_beat = 0.0
         self._last_status: tuple[str, str] | None = None
         self._outage: StoreUnavailable | None = None
-        self._outage_since: float | None = None   # epoch seconds
         self._work_failures = 0                     # outages met by the work since the store last held up
         self._last_work_failure = 0.0
         self._probe_lock = threading.Lock()
@@ -89,10 +88,6 @@ class Daemon:
     def store_outage(self) -> StoreUnavailable | None:
         """The outage this process is waiting out, if any: nothing that needs the store should start."""
         return self._outage
-
-    @property
-    def store_out_since(self) -> float | None:
-        return self._outage_since
 
     def on_beat(self, callback: Callable[[], object]) -> None:
         """Run ``callback`` after each recorded heartbeat (and at once when the store comes back)."""
@@ -143,13 +138,12 @@ class Daemon:
             return False
         if self._outage is not None:
             log.info("%s: the state store is reachable again", self.name)
-            self._outage = self._outage_since = None
+            self._outage = None
         return True
 
     def _went_out(self, out: StoreUnavailable) -> None:
         if self._outage is None:
             log.warning("%s: %s", self.name, out)
-            self._outage_since = time.time()
         self._outage = out
 
     def _probe(self, status: str, shown: str, error: str | None) -> None:

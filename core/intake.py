@@ -346,12 +346,6 @@ class Intake:
         finally:
             self._resuming.release()
 
-    def resume(self) -> int:
-        """Replay the spool into the journal now (at start, or when the store is known to be back);
-        returns how many items it held. Raises StoreUnavailable if the store is still out."""
-        with self._resuming:
-            return self._replay_spool()
-
     def _replay_spool(self) -> int:
         if not self.spool.nonempty():
             self._back()

@@ -248,7 +248,7 @@ def test_an_item_delivered_again_while_another_producer_replays_the_spool_is_one
 
     def read_while_the_other_replays(*args):
         row = read(*args)
-        other.resume()  # the other producer journals and empties the spool meanwhile
+        other.maintain()  # the other producer journals and empties the spool meanwhile
         return row
     state.item = read_while_the_other_replays
     try:

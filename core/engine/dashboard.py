@@ -225,10 +225,8 @@ def render_outage(vault: Vault, outage: StoreUnavailable, *, dry_run: bool, sinc
 
 
 class DashboardWriter:
-    def __init__(self, vault: Vault, state: StateStore, approvals: Approvals, *, dry_run: bool,
-                 state_path: Path | None = None) -> None:
+    def __init__(self, vault: Vault, state: StateStore, approvals: Approvals, *, dry_run: bool) -> None:
         self.vault, self.state, self.approvals, self.dry_run = vault, state, approvals, dry_run
-        self.state_path = state_path or getattr(state, "path", None)
         self.scan = FolderScan()
         self._last = ""
         self._outage_since: float | None = None
@@ -250,7 +248,7 @@ class DashboardWriter:
             if self._outage_since is None:
                 self._outage_since = time.time()
             body = render_outage(self.vault, outage, dry_run=self.dry_run, since=self._outage_since,
-                                 state_path=self.state_path, scan=self.scan)
+                                 state_path=self.state.path, scan=self.scan)
         changed = self._write(body)
         if met is not None:
             raise met
